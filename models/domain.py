@@ -1,0 +1,237 @@
+"""Domain models shared by the services, the graph and the API.
+
+Amounts are `Decimal` with the currency beside them; `model_dump(mode="json")` renders
+them as strings, so a round trip through the checkpoint or a JSON column is exact.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import ROUND_HALF_EVEN, Decimal
+from enum import StrEnum
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+CENT = Decimal("0.01")
+
+
+def quantize_money(amount: Decimal) -> Decimal:
+    """Round an amount to cents, half-even: the one rounding rule of the project."""
+    return amount.quantize(CENT, rounding=ROUND_HALF_EVEN)
+
+
+def to_minor_units(amount: Decimal) -> int:
+    """Convert a two-decimal currency amount to integer minor units (cents)."""
+    return int(quantize_money(amount) * 100)
+
+
+def from_minor_units(cents: int) -> Decimal:
+    """Convert integer minor units (cents) to a Decimal amount."""
+    return quantize_money(Decimal(cents) / 100)
+
+
+class DisputeType(StrEnum):
+    DUPLICATE_CHARGE = "duplicate_charge"
+    SERVICE_OUTAGE = "service_outage"
+    CANCELLATION_NOT_PROCESSED = "cancellation_not_processed"
+    UNRECOGNIZED_CHARGE = "unrecognized_charge"
+    INCORRECT_AMOUNT = "incorrect_amount"
+    REFUND_NOT_PROCESSED = "refund_not_processed"
+
+
+class ResolutionAction(StrEnum):
+    FULL_REFUND = "full_refund"
+    PARTIAL_REFUND = "partial_refund"
+    ACCOUNT_CREDIT = "account_credit"
+    DENY_REFUND = "deny_refund"
+
+
+CustomerSegment = Literal["standard", "premium", "enterprise"]
+RiskLevel = Literal["normal", "elevated", "highest", "unknown"]
+
+
+class Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+
+class CRMCase(Frozen):
+    case_id: str
+    case_number: str
+    account_id: str
+    subject: str
+    description: str
+    status: str
+    priority: str
+    created_at: datetime
+    dispute_type: str
+    amount: Decimal
+    currency: str = "usd"
+    charge_id: str | None = None
+    outage_hours: Decimal | None = None
+
+
+class CRMAccount(Frozen):
+    account_id: str
+    name: str
+    type: str
+    segment: CustomerSegment
+    email: str | None = None
+    billing_country: str | None = None
+    billing_state: str | None = None
+    stripe_customer_id: str | None = None
+    zuora_account_id: str | None = None
+
+
+class CRMData(Frozen):
+    case: CRMCase
+    account: CRMAccount
+    disputes_last_90d: int = Field(ge=0, description="disputes by this account in 90 days")
+
+
+class Subscription(Frozen):
+    subscription_id: str
+    plan: str
+    status: str
+    amount: Decimal
+    currency: str = "usd"
+    billing_period: str = "month"
+    start_date: datetime
+    cancellation_requested_at: datetime | None = None
+    cancelled_at: datetime | None = None
+
+
+class BillingData(Frozen):
+    account_key: str
+    balance: Decimal
+    currency: str = "usd"
+    subscriptions: list[Subscription]
+
+
+class Charge(Frozen):
+    charge_id: str
+    customer_id: str
+    amount: Decimal
+    amount_refunded: Decimal = Decimal("0")
+    currency: str = "usd"
+    refunded: bool = False
+    status: str = "succeeded"
+    description: str = ""
+    created_at: datetime
+    risk_level: RiskLevel = "normal"
+    risk_score: int | None = None
+
+    @property
+    def refundable(self) -> Decimal:
+        """What can still be refunded on this charge."""
+        return max(self.amount - self.amount_refunded, Decimal("0"))
+
+
+class PaymentData(Frozen):
+    customer_id: str
+    disputed_charge: Charge | None
+    recent_charges: list[Charge]
+
+
+class RefundResult(Frozen):
+    refund_id: str
+    charge_id: str
+    amount: Decimal
+    currency: str
+    status: str
+    idempotency_key: str
+
+
+class CreditResult(Frozen):
+    credit_id: str
+    account_key: str
+    amount: Decimal
+    currency: str
+    idempotency_key: str
+
+
+class PolicyHit(Frozen):
+    chunk_id: str
+    policy_id: str
+    title: str
+    section: str
+    source_file: str
+    text: str
+    score: float
+
+
+class PrecedentHit(Frozen):
+    case_id: str
+    dispute_type: str
+    amount: Decimal
+    customer_segment: str
+    outcome: str
+    text: str
+    score: float
+
+
+class ResolutionRecord(Frozen):
+    """A decided case, stored for future similarity."""
+
+    case_id: str
+    dispute_type: str
+    description: str
+    resolution: str
+    reasoning: str
+    amount: Decimal
+    currency: str = "usd"
+    customer_segment: str
+    outcome: str
+
+
+class ResolutionProposal(Frozen):
+    action: ResolutionAction
+    amount: Decimal = Field(ge=0)
+    currency: str = "usd"
+    reason: str
+    confidence: float = Field(ge=0, le=1)
+    supporting_factors: list[str] = Field(default_factory=list)
+    risk_level: Literal["low", "medium", "high"] = "medium"
+    policy_ids: list[str] = Field(default_factory=list)
+    drafter: str
+    fallback_used: bool = False
+    fallback_reason: str | None = None
+
+
+class LLMCall(Frozen):
+    """One drafting call and what it cost; cost in USD to the micro-dollar."""
+
+    model: str
+    input_tokens: int = 0
+    cached_tokens: int = 0
+    output_tokens: int = 0
+    cost_usd: Decimal = Decimal("0")
+    latency_ms: int = 0
+    cache_hit: bool = False
+    outcome: str = "ok"
+
+
+class DraftResult(Frozen):
+    proposal: ResolutionProposal
+    calls: list[LLMCall] = Field(default_factory=list)
+
+
+class ModifiedResolution(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    action: ResolutionAction
+    amount: Decimal = Field(ge=0, max_digits=12, decimal_places=2)
+    reason: str = Field(min_length=1, max_length=2000)
+
+
+ReviewChannel = Literal["api", "link", "page", "system"]
+
+
+class ReviewDecision(Frozen):
+    decision: Literal["approved", "rejected"]
+    reviewer: str
+    comments: str = ""
+    modified_resolution: ModifiedResolution | None = None
+    channel: ReviewChannel = "api"
+    decided_at: datetime
+    round: int = 1

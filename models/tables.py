@@ -1,0 +1,167 @@
+"""PostgreSQL tables (SQLAlchemy Core). The schema itself is created by Alembic migrations."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    Numeric,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    func,
+    text,
+)
+from sqlalchemy.dialects.postgresql import JSONB, UUID
+
+metadata = MetaData()
+
+RUN_STATUSES = ("running", "pending", "completed", "rejected", "failed")
+
+workflow_states = Table(
+    "workflow_states",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("run_id", UUID(as_uuid=False), nullable=False, unique=True),
+    Column("case_id", String(64), nullable=False),
+    Column("customer_id", String(64)),
+    Column("status", String(20), nullable=False, server_default="running"),
+    Column("current_step", String(64)),
+    Column("crm_data", JSONB),
+    Column("billing_data", JSONB),
+    Column("payment_data", JSONB),
+    Column("resolution_proposal", JSONB),
+    Column("human_review_data", JSONB),
+    Column("final_resolution", JSONB),
+    Column("llm_cost", Numeric(10, 6), nullable=False, server_default="0"),
+    Column("total_cost", Numeric(10, 6), nullable=False, server_default="0"),
+    Column("cost_breakdown", JSONB),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("completed_at", DateTime(timezone=True)),
+    Index("idx_workflow_states_run_id", "run_id"),
+    Index("idx_workflow_states_case_id", "case_id"),
+    Index("idx_workflow_states_status", "status"),
+    Index("idx_workflow_states_current_step", "current_step"),
+    Index("idx_workflow_states_created_at", "created_at"),
+)
+
+# One row per reviewer decision. `round` counts the approvals a run needs (dual control has
+# two); the unique constraint makes concurrent decisions for the same round a 409, not a race.
+review_decisions = Table(
+    "review_decisions",
+    metadata,
+    Column("id", BigInteger, primary_key=True),
+    Column("run_id", UUID(as_uuid=False), ForeignKey("workflow_states.run_id"), nullable=False),
+    Column("round", Integer, nullable=False),
+    Column("decision", String(16), nullable=False),
+    Column("reviewer", String(200), nullable=False),
+    Column("channel", String(16), nullable=False),
+    Column("comments", Text, nullable=False, server_default=""),
+    Column("modified_resolution", JSONB),
+    Column("proposal_before", JSONB),
+    Column("decided_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("applied_at", DateTime(timezone=True)),
+    UniqueConstraint("run_id", "round", name="uq_review_decisions_run_round"),
+    Index(
+        "idx_review_decisions_unapplied",
+        "decided_at",
+        postgresql_where=text("applied_at IS NULL"),
+    ),
+)
+
+# Append-only: a trigger in the migration refuses UPDATE and DELETE.
+audit_events = Table(
+    "audit_events",
+    metadata,
+    Column("id", BigInteger, primary_key=True),
+    Column("run_id", UUID(as_uuid=False), index=True),
+    Column("case_id", String(64), index=True),
+    Column("step", String(64), nullable=False),
+    Column("actor", String(200), nullable=False),
+    Column("event", String(64), nullable=False),
+    Column("detail", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)
+
+# Every queue message seen: accepted (started a run), duplicate or rejected (malformed).
+processed_messages = Table(
+    "processed_messages",
+    metadata,
+    Column("id", BigInteger, primary_key=True),
+    Column("event_id", String(200), unique=True),
+    Column("message_id", String(200), nullable=False),
+    Column("case_id", String(64)),
+    Column("run_id", UUID(as_uuid=False)),
+    Column("outcome", String(16), nullable=False),
+    Column("error", Text),
+    Column("body", Text),
+    Column("received_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)
+
+# Durable side of the sandbox backends: refunds, credits and case updates keyed by their
+# idempotency key, so the sandbox behaves like the real systems across process restarts.
+sandbox_ledger = Table(
+    "sandbox_ledger",
+    metadata,
+    Column("id", BigInteger, primary_key=True),
+    Column("idempotency_key", String(200), nullable=False, unique=True),
+    Column("kind", String(32), nullable=False),
+    Column("subject_id", String(64), nullable=False, index=True),
+    Column("payload", JSONB, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)
+
+# Drafts reused across processes for identical drafting inputs (issue: drafting cache).
+draft_cache = Table(
+    "draft_cache",
+    metadata,
+    Column("cache_key", String(128), primary_key=True),
+    Column("case_id", String(64), nullable=False),
+    Column("dispute_type", String(64), nullable=False, index=True),
+    Column("proposal", JSONB, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+)
+
+# Reviewer API keys, stored as SHA-256 hashes only.
+reviewer_api_keys = Table(
+    "reviewer_api_keys",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("reviewer", String(200), nullable=False),
+    Column("key_prefix", String(16), nullable=False),
+    Column("key_hash", String(64), nullable=False, unique=True),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("revoked_at", DateTime(timezone=True)),
+)
+
+# Single-use review-link tokens: a token's nonce is inserted when used.
+used_review_tokens = Table(
+    "used_review_tokens",
+    metadata,
+    Column("nonce", String(64), primary_key=True),
+    Column("run_id", UUID(as_uuid=False), nullable=False),
+    Column("reviewer", String(200), nullable=False),
+    Column("used_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)
+
+# E-mails about a run (review request, reminder, escalation), sent or failed.
+notifications = Table(
+    "notifications",
+    metadata,
+    Column("id", BigInteger, primary_key=True),
+    Column("run_id", UUID(as_uuid=False), nullable=False, index=True),
+    Column("kind", String(32), nullable=False),
+    Column("recipient", String(320), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("error", Text),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)

@@ -1,0 +1,105 @@
+"""PostgreSQL: where the URL comes from (setting or embedded server), engines and migrations."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+log = logging.getLogger(__name__)
+
+MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
+
+
+@dataclass
+class Database:
+    """A PostgreSQL URL and, when embedded, the server process that owns it."""
+
+    url: str
+    embedded: Any = None
+
+    @property
+    def sqlalchemy_url(self) -> str:
+        return to_sqlalchemy_url(self.url)
+
+    def describe(self) -> str:
+        return "embedded" if self.embedded is not None else "external"
+
+
+def to_sqlalchemy_url(url: str) -> str:
+    """`postgresql://…` → `postgresql+psycopg://…` (psycopg 3 driver)."""
+    for prefix in ("postgresql+psycopg://", "postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix) :]
+    raise ValueError("POSTGRES_URL must start with postgresql://")
+
+
+def open_database(url: str | None, data_dir: Path) -> Database:
+    """Use `url`, or start (or reuse) the embedded PostgreSQL under `data_dir/postgres`."""
+    if url:
+        return Database(url=url)
+    import pgserver  # imported here: only the embedded default needs it
+
+    pgdata = (data_dir / "postgres").resolve()
+    pgdata.mkdir(parents=True, exist_ok=True)
+    server = pgserver.get_server(pgdata, cleanup_mode="stop")
+    log.info("embedded PostgreSQL at %s", pgdata)
+    return Database(url=server.get_uri(), embedded=server)
+
+
+def create_engine(database: Database, **kwargs: Any) -> AsyncEngine:
+    return create_async_engine(database.sqlalchemy_url, pool_pre_ping=True, **kwargs)
+
+
+def alembic_config(url: str) -> Any:
+    from alembic.config import Config
+
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    config.set_main_option("sqlalchemy.url", to_sqlalchemy_url(url).replace("%", "%%"))
+    return config
+
+
+def upgrade_schema(url: str) -> None:
+    """Apply every pending migration (idempotent)."""
+    from alembic import command
+
+    command.upgrade(alembic_config(url), "head")
+
+
+def reset_schema(url: str) -> None:
+    """Drop everything the migrations created, LangGraph's checkpoints too, and re-create it."""
+    import psycopg
+    from alembic import command
+
+    command.downgrade(alembic_config(url), "base")
+    with psycopg.connect(url, autocommit=True) as conn:
+        for table in (
+            "checkpoints",
+            "checkpoint_blobs",
+            "checkpoint_writes",
+            "checkpoint_migrations",
+        ):
+            conn.execute(f"DROP TABLE IF EXISTS {table} CASCADE")
+    command.upgrade(alembic_config(url), "head")
+
+
+def schema_status(url: str) -> tuple[str | None, str]:
+    """(current revision, head revision)."""
+    from alembic.runtime.migration import MigrationContext
+    from alembic.script import ScriptDirectory
+    from sqlalchemy import create_engine as create_sync_engine
+
+    config = alembic_config(url)
+    head = ScriptDirectory.from_config(config).get_current_head()
+    engine = create_sync_engine(to_sqlalchemy_url(url))
+    try:
+        with engine.connect() as conn:
+            current = MigrationContext.configure(conn).get_current_revision()
+    finally:
+        engine.dispose()
+    assert head is not None
+    return current, head

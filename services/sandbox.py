@@ -1,0 +1,113 @@
+"""The sandbox backend: a built-in dataset plus a durable ledger of what moved."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from models.domain import BillingData, Charge, CRMAccount, CRMCase
+from models.tables import sandbox_ledger
+
+
+@dataclass(frozen=True)
+class SandboxDataset:
+    """Customers, subscriptions, charges and dispute cases, keyed by their ids."""
+
+    accounts: dict[str, CRMAccount]
+    cases: dict[str, CRMCase]
+    billing: dict[str, BillingData]
+    charges: dict[str, Charge]
+    # Cases of the dataset that must fail validation, with the rule that fails them.
+    expected_invalid: dict[str, str] = field(default_factory=dict)
+
+    def open_cases(self) -> list[CRMCase]:
+        """Open dispute cases, the ones the demo publishes."""
+        return [c for c in self.cases.values() if c.status not in ("Closed", "Resolved")]
+
+
+@dataclass(frozen=True)
+class LedgerEntry:
+    entry_id: int
+    kind: str
+    subject_id: str
+    payload: dict[str, Any]
+    replayed: bool
+
+
+class SandboxLedger:
+    """Refunds, credits and case updates, one row per idempotency key."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+
+    async def get(self, idempotency_key: str) -> LedgerEntry | None:
+        async with self._engine.connect() as conn:
+            row = (
+                await conn.execute(
+                    select(sandbox_ledger).where(
+                        sandbox_ledger.c.idempotency_key == idempotency_key
+                    )
+                )
+            ).first()
+        if row is None:
+            return None
+        return LedgerEntry(row.id, row.kind, row.subject_id, row.payload, replayed=True)
+
+    async def record(
+        self, *, idempotency_key: str, kind: str, subject_id: str, payload: dict[str, Any]
+    ) -> LedgerEntry:
+        """Insert the entry, or return the one already stored under this key."""
+        async with self._engine.begin() as conn:
+            inserted = (
+                await conn.execute(
+                    insert(sandbox_ledger)
+                    .values(
+                        idempotency_key=idempotency_key,
+                        kind=kind,
+                        subject_id=subject_id,
+                        payload=payload,
+                    )
+                    .on_conflict_do_nothing(index_elements=["idempotency_key"])
+                    .returning(sandbox_ledger.c.id)
+                )
+            ).scalar()
+        if inserted is not None:
+            return LedgerEntry(inserted, kind, subject_id, payload, replayed=False)
+        existing = await self.get(idempotency_key)
+        assert existing is not None
+        return existing
+
+    async def refunded_total(self, *, charge_id: str) -> Decimal:
+        async with self._engine.connect() as conn:
+            rows = (
+                await conn.execute(
+                    select(sandbox_ledger.c.payload).where(
+                        sandbox_ledger.c.kind == "refund", sandbox_ledger.c.subject_id == charge_id
+                    )
+                )
+            ).scalars()
+            return sum((Decimal(p["amount"]) for p in rows), Decimal("0"))
+
+    async def entries(self, *, kind: str | None = None) -> list[LedgerEntry]:
+        query = select(sandbox_ledger).order_by(sandbox_ledger.c.id)
+        if kind is not None:
+            query = query.where(sandbox_ledger.c.kind == kind)
+        async with self._engine.connect() as conn:
+            rows = (await conn.execute(query)).all()
+        return [LedgerEntry(r.id, r.kind, r.subject_id, r.payload, replayed=True) for r in rows]
+
+
+def load_dataset(now: datetime) -> SandboxDataset:
+    """Build the built-in dataset with dates relative to `now`."""
+    from services.sandbox_data import build_dataset
+
+    return build_dataset(now)
+
+
+__all__ = ["LedgerEntry", "SandboxDataset", "SandboxLedger", "load_dataset"]

@@ -1,0 +1,119 @@
+"""Settings: the one place configuration is read (environment and `.env`)."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+CRMBackend = Literal["sandbox", "salesforce"]
+BillingBackend = Literal["sandbox", "zuora"]
+PaymentBackend = Literal["sandbox", "stripe"]
+
+
+class ConfigurationError(Exception):
+    """A setting is missing or inconsistent; raised at start-up, never mid-run."""
+
+
+class Settings(BaseSettings):
+    """Every setting of PaymentsAgent; each one is listed in `.env.example`."""
+
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", env_file_encoding="utf-8")
+
+    # Storage
+    postgres_url: SecretStr | None = None
+    data_dir: Path = Path(".data")
+
+    # Queue
+    aws_region: str = "us-east-1"
+    sqs_queue_url: str | None = None
+    sqs_endpoint_url: str | None = None
+    sqs_queue_name: str = "dispute-events"
+    sqs_max_receive_count: int = Field(default=5, ge=1)
+    worker_max_in_flight: int = Field(default=4, ge=1, le=64)
+    worker_visibility_timeout_seconds: int = Field(default=60, ge=10)
+    worker_wait_time_seconds: int = Field(default=10, ge=0, le=20)
+    worker_sweep_interval_seconds: float = Field(default=15.0, gt=0)
+
+    # API
+    api_host: str = "127.0.0.1"
+    api_port: int = 8003
+    public_base_url: str = "http://127.0.0.1:8003"
+
+    # Integrations
+    crm_backend: CRMBackend = "sandbox"
+    crm_base_url: str | None = None
+    crm_access_token: SecretStr | None = None
+    crm_api_version: str = "v60.0"
+    billing_backend: BillingBackend = "sandbox"
+    billing_base_url: str | None = None
+    billing_access_token: SecretStr | None = None
+    payment_backend: PaymentBackend = "sandbox"
+    payment_secret_key: SecretStr | None = None
+    payment_api_base: str = "https://api.stripe.com"
+    integration_timeout_seconds: float = Field(default=10.0, gt=0)
+    integration_max_attempts: int = Field(default=4, ge=1)
+    dispute_window_days: int = Field(default=120, ge=1)
+
+    # Drafting
+    openai_api_key: SecretStr | None = None
+    openai_model: str = "gpt-4o-mini"
+    openai_base_url: str | None = None
+    openai_timeout_seconds: float = Field(default=30.0, gt=0)
+    openai_max_attempts: int = Field(default=3, ge=1)
+    llm_max_output_tokens: int = Field(default=1000, ge=1, le=1000)
+    llm_price_input_per_1m: Decimal = Decimal("0.15")
+    llm_price_cached_input_per_1m: Decimal = Decimal("0.075")
+    llm_price_output_per_1m: Decimal = Decimal("0.60")
+    draft_cache_ttl_hours: float = Field(default=24.0, ge=0)
+
+    # Knowledge
+    chroma_db_path: Path = Path("chroma_db")
+    chroma_url: str | None = None
+    policies_dir: Path = Path("policies")
+
+    # Review
+    smtp_host: str | None = None
+    smtp_port: int = 587
+    smtp_starttls: bool = True
+    gmail_email: str | None = None
+    gmail_app_password: SecretStr | None = None
+    approver_email: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    escalation_email: str | None = None
+    review_link_secret: SecretStr | None = None
+    review_link_ttl_hours: float = Field(default=72.0, gt=0)
+    auto_approve_max_amount: Decimal = Decimal("0")
+    auto_approve_min_confidence: float = Field(default=0.9, ge=0, le=1)
+    max_disputes_90d: int = Field(default=3, ge=0)
+    dual_approval_min_amount: Decimal = Decimal("500")
+    review_reminder_hours: float = Field(default=24.0, gt=0)
+    review_escalation_hours: float = Field(default=48.0, gt=0)
+
+    # Logging
+    log_dir: Path = Path("logs")
+    log_level: str = "INFO"
+
+    @field_validator("approver_email", mode="before")
+    @classmethod
+    def _split_emails(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    def require(self, *names: str) -> None:
+        """Raise ConfigurationError naming every listed setting that is unset."""
+        missing = [name.upper() for name in names if getattr(self, name) in (None, "", [])]
+        if missing:
+            raise ConfigurationError(f"missing setting(s): {', '.join(missing)}")
+
+    def check_backends(self) -> None:
+        """Fail fast when a real backend is chosen without its credentials."""
+        if self.crm_backend == "salesforce":
+            self.require("crm_base_url", "crm_access_token")
+        if self.billing_backend == "zuora":
+            self.require("billing_base_url", "billing_access_token")
+        if self.payment_backend == "stripe":
+            self.require("payment_secret_key")
