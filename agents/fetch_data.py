@@ -1,0 +1,74 @@
+"""fetch_data: the CRM case, then subscription, charges and dispute history in parallel."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+from typing import Any
+
+from langgraph.runtime import Runtime
+
+from models.domain import Charge, CRMData, PaymentData
+from models.state import DisputeState
+from services.errors import NotFoundError
+from workflows.context import WorkflowContext
+
+RECENT_CHARGES = 10
+
+
+async def fetch_data(state: DisputeState, runtime: Runtime[WorkflowContext]) -> dict[str, Any]:
+    """Gather the facts of the dispute from the CRM, billing and payment systems."""
+    ctx = runtime.context
+    retry = ctx.retry
+    try:
+        case = await retry(lambda: ctx.crm.get_case(case_id=state["case_id"]), operation="crm.case")
+        account = await retry(
+            lambda: ctx.crm.get_account(account_id=case.account_id), operation="crm.account"
+        )
+        if not account.stripe_customer_id or not account.zuora_account_id:
+            raise NotFoundError(f"account {account.account_id} has no payment or billing account")
+        customer_id = account.stripe_customer_id
+        zuora_key = account.zuora_account_id
+        billing, charges, disputes = await asyncio.gather(
+            retry(lambda: ctx.billing.get_billing(account_key=zuora_key), operation="billing"),
+            retry(
+                lambda: ctx.payments.list_charges(customer_id=customer_id, limit=RECENT_CHARGES),
+                operation="payments.charges",
+            ),
+            retry(
+                lambda: ctx.crm.list_account_disputes(
+                    account_id=account.account_id, since=ctx.clock() - timedelta(days=90)
+                ),
+                operation="crm.disputes",
+            ),
+        )
+        disputed = await _disputed_charge(ctx, case.charge_id)
+    except NotFoundError as exc:
+        # An unknown case or account is not worth retrying: the run ends as rejected.
+        return {
+            "validation": {
+                "valid": False,
+                "failed_rule": "records_exist",
+                "reason": exc.message,
+                "checks": [{"rule": "records_exist", "passed": False, "detail": exc.message}],
+            }
+        }
+    crm = CRMData(case=case, account=account, disputes_last_90d=len(disputes))
+    payment = PaymentData(customer_id=customer_id, disputed_charge=disputed, recent_charges=charges)
+    return {
+        "customer_id": customer_id,
+        "crm_data": crm.model_dump(mode="json"),
+        "billing_data": billing.model_dump(mode="json"),
+        "payment_data": payment.model_dump(mode="json"),
+    }
+
+
+async def _disputed_charge(ctx: WorkflowContext, charge_id: str | None) -> Charge | None:
+    if not charge_id:
+        return None
+    try:
+        return await ctx.retry(
+            lambda: ctx.payments.get_charge(charge_id=charge_id), operation="payments.charge"
+        )
+    except NotFoundError:
+        return None  # validate_dispute names the failed rule

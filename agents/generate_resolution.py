@@ -1,0 +1,64 @@
+"""generate_resolution: retrieve policies and precedents, then draft a proposal."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from langgraph.runtime import Runtime
+
+from models.domain import BillingData, CRMData, PaymentData
+from models.state import DisputeState
+from services.llm import DraftingContext
+from workflows.context import WorkflowContext
+
+# Prompt context caps (DESIGN.md): the drafter never sees more than this.
+MAX_CHARGES = 5
+MAX_POLICIES = 3
+MAX_PRECEDENTS = 3
+
+
+async def generate_resolution(
+    state: DisputeState, runtime: Runtime[WorkflowContext]
+) -> dict[str, Any]:
+    """Draft a resolution from the facts, the governing policies and similar past cases."""
+    ctx = runtime.context
+    crm = CRMData.model_validate(state["crm_data"])
+    payment = PaymentData.model_validate(state["payment_data"])
+    billing = BillingData.model_validate(state["billing_data"])
+    case, charge = crm.case, payment.disputed_charge
+    assert charge is not None, "validate_dispute lets no dispute without a charge through"
+
+    query = f"{case.dispute_type.replace('_', ' ')}: {case.subject}. {case.description}"
+    policies = await ctx.knowledge.search_policies(query=query, k=MAX_POLICIES)
+    precedents = await ctx.knowledge.similar_cases(
+        query=query,
+        dispute_type=case.dispute_type,
+        amount=case.amount,
+        customer_segment=crm.account.segment,
+        k=MAX_PRECEDENTS,
+    )
+    context = DraftingContext(
+        run_id=state["run_id"],
+        case=case,
+        segment=crm.account.segment,
+        account_type=crm.account.type,
+        disputes_last_90d=crm.disputes_last_90d,
+        billing=billing,
+        disputed_charge=charge,
+        recent_charges=payment.recent_charges[:MAX_CHARGES],
+        refundable=charge.refundable,
+        policies=policies[:MAX_POLICIES],
+        precedents=precedents[:MAX_PRECEDENTS],
+    )
+    result = await ctx.drafter.draft(context=context)
+    return {
+        "proposal": result.proposal.model_dump(mode="json"),
+        "retrieved": {
+            "policies": [
+                {"id": p.chunk_id, "policy_id": p.policy_id, "section": p.section, "score": p.score}
+                for p in context.policies
+            ],
+            "precedents": [{"case_id": p.case_id, "score": p.score} for p in context.precedents],
+        },
+        "costs": [call.model_dump(mode="json") for call in result.calls],
+    }

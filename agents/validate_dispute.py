@@ -1,0 +1,86 @@
+"""validate_dispute: check the claim against the facts; each failure names its rule."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
+
+from langgraph.runtime import Runtime
+
+from models.domain import CRMData, DisputeType, PaymentData
+from models.state import DisputeState, Validation
+from workflows.context import WorkflowContext
+
+Check = tuple[str, Callable[[], tuple[bool, str]]]
+
+
+async def validate_dispute(
+    state: DisputeState, runtime: Runtime[WorkflowContext]
+) -> dict[str, Any]:
+    """Apply the validation rules in order; the first failure decides the run."""
+    if state.get("validation") is not None:  # fetch_data already failed the run
+        return {}
+    ctx = runtime.context
+    crm = CRMData.model_validate(state["crm_data"])
+    payment = PaymentData.model_validate(state["payment_data"])
+    case, charge = crm.case, payment.disputed_charge
+    window_start = ctx.clock() - timedelta(days=ctx.dispute_window_days)
+    other_run = await ctx.store.active_run_for_case(case.case_id, exclude=state["run_id"])
+
+    checks: list[Check] = [
+        (
+            "known_dispute_type",
+            lambda: (
+                case.dispute_type in set(DisputeType),
+                f"dispute type {case.dispute_type!r}",
+            ),
+        ),
+        (
+            "charge_exists",
+            lambda: (charge is not None, f"charge {case.charge_id or '(none given)'}"),
+        ),
+        (
+            "charge_belongs_to_customer",
+            lambda: (
+                charge is not None and charge.customer_id == payment.customer_id,
+                f"charge customer {charge.customer_id if charge else '-'}, "
+                f"case customer {payment.customer_id}",
+            ),
+        ),
+        ("amount_positive", lambda: (case.amount > 0, f"claimed {case.amount}")),
+        (
+            "amount_within_refundable",
+            lambda: (
+                charge is not None and case.amount <= charge.refundable,
+                f"claimed {case.amount} {case.currency}, refundable "
+                f"{charge.refundable if charge else 0} (charged {charge.amount if charge else 0},"
+                f" refunded {charge.amount_refunded if charge else 0})",
+            ),
+        ),
+        (
+            "within_dispute_window",
+            lambda: (
+                charge is not None and charge.created_at >= window_start,
+                f"charge of {charge.created_at.date() if charge else '-'}, "
+                f"window {ctx.dispute_window_days} days",
+            ),
+        ),
+        (
+            "no_other_active_run",
+            lambda: (other_run is None, f"active run {other_run}" if other_run else "none"),
+        ),
+    ]
+    results: list[dict[str, Any]] = []
+    for rule, check in checks:
+        passed, detail = check()
+        results.append({"rule": rule, "passed": passed, "detail": detail})
+        if not passed:
+            return {"validation": _verdict(False, rule, f"{rule} failed: {detail}", results)}
+    return {"validation": _verdict(True, None, "all rules passed", results)}
+
+
+def _verdict(
+    valid: bool, rule: str | None, reason: str, checks: list[dict[str, Any]]
+) -> Validation:
+    return {"valid": valid, "failed_rule": rule, "reason": reason, "checks": checks}

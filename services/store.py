@@ -1,0 +1,359 @@
+"""The run store: workflow_states, review decisions, the audit trail and queue messages."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import func, select, text, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from models.domain import ReviewDecision
+from models.tables import (
+    audit_events,
+    processed_messages,
+    review_decisions,
+    workflow_states,
+)
+from services.errors import ConflictError
+
+ACTIVE_STATUSES = ("running", "pending")
+DECISION_CHANNEL = "review_decisions"
+
+# Columns of workflow_states that mirror the graph state of the same name.
+RUN_COLUMNS = (
+    "status",
+    "current_step",
+    "crm_data",
+    "billing_data",
+    "payment_data",
+    "resolution_proposal",
+    "human_review_data",
+    "final_resolution",
+    "llm_cost",
+    "total_cost",
+    "cost_breakdown",
+    "completed_at",
+    "customer_id",
+)
+
+
+class RunBusyError(Exception):
+    """Another live process holds the run's lock."""
+
+
+@dataclass(frozen=True)
+class StoredDecision:
+    id: int
+    run_id: str
+    round: int
+    decision: ReviewDecision
+
+
+def _row(mapping: Any) -> dict[str, Any]:
+    return dict(mapping._mapping) if mapping is not None else {}
+
+
+class WorkflowStore:
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+
+    # Runs
+
+    async def create_run(
+        self, *, run_id: str, case_id: str, customer_id: str | None, actor: str
+    ) -> None:
+        async with self.engine.begin() as conn:
+            await conn.execute(
+                workflow_states.insert().values(
+                    run_id=run_id, case_id=case_id, customer_id=customer_id, status="running"
+                )
+            )
+            await conn.execute(
+                audit_events.insert().values(
+                    run_id=run_id, case_id=case_id, step="start", actor=actor, event="run_started"
+                )
+            )
+
+    async def update_run(self, run_id: str, **values: Any) -> None:
+        unknown = set(values) - set(RUN_COLUMNS)
+        if unknown:
+            raise ValueError(f"not run columns: {sorted(unknown)}")
+        async with self.engine.begin() as conn:
+            await conn.execute(
+                update(workflow_states)
+                .where(workflow_states.c.run_id == run_id)
+                .values(**values, updated_at=func.now())
+            )
+
+    async def get_run(self, run_id: str) -> dict[str, Any] | None:
+        async with self.engine.connect() as conn:
+            row = (
+                await conn.execute(
+                    select(workflow_states).where(workflow_states.c.run_id == run_id)
+                )
+            ).first()
+        return _row(row) if row is not None else None
+
+    async def runs_for_case(self, case_id: str) -> list[dict[str, Any]]:
+        async with self.engine.connect() as conn:
+            rows = await conn.execute(
+                select(workflow_states)
+                .where(workflow_states.c.case_id == case_id)
+                .order_by(workflow_states.c.created_at)
+            )
+            return [_row(r) for r in rows]
+
+    async def active_run_for_case(self, case_id: str, *, exclude: str | None = None) -> str | None:
+        query = select(workflow_states.c.run_id).where(
+            workflow_states.c.case_id == case_id,
+            workflow_states.c.status.in_(ACTIVE_STATUSES),
+        )
+        if exclude is not None:
+            query = query.where(workflow_states.c.run_id != exclude)
+        async with self.engine.connect() as conn:
+            return (await conn.execute(query.limit(1))).scalar()
+
+    async def list_runs(
+        self, *, status: str | None = None, limit: int = 200
+    ) -> list[dict[str, Any]]:
+        query = select(workflow_states).order_by(workflow_states.c.created_at.desc()).limit(limit)
+        if status is not None:
+            query = query.where(workflow_states.c.status == status)
+        async with self.engine.connect() as conn:
+            return [_row(r) for r in await conn.execute(query)]
+
+    async def case_costs(self, case_id: str) -> list[dict[str, Any]]:
+        query = (
+            select(
+                workflow_states.c.run_id,
+                workflow_states.c.status,
+                workflow_states.c.llm_cost,
+                workflow_states.c.total_cost,
+                workflow_states.c.cost_breakdown,
+                workflow_states.c.created_at,
+            )
+            .where(workflow_states.c.case_id == case_id)
+            .order_by(workflow_states.c.created_at)
+        )
+        async with self.engine.connect() as conn:
+            return [_row(r) for r in await conn.execute(query)]
+
+    @asynccontextmanager
+    async def run_lock(self, run_id: str) -> AsyncIterator[None]:
+        """Hold a session advisory lock on the run for as long as this process works on it.
+
+        The lock lives on its own connection: if the process dies, PostgreSQL drops the
+        connection and the lock with it, so another worker can take the run over at once.
+        """
+        async with self.engine.connect() as conn:
+            key = text("SELECT pg_try_advisory_lock(hashtextextended(:run_id, 0))")
+            locked = (await conn.execute(key, {"run_id": run_id})).scalar()
+            await conn.commit()
+            if not locked:
+                raise RunBusyError(run_id)
+            try:
+                yield
+            finally:
+                await conn.execute(
+                    text("SELECT pg_advisory_unlock(hashtextextended(:run_id, 0))"),
+                    {"run_id": run_id},
+                )
+                await conn.commit()
+
+    # Audit trail (append-only)
+
+    async def audit(
+        self,
+        *,
+        run_id: str | None,
+        case_id: str | None,
+        step: str,
+        actor: str,
+        event: str,
+        detail: dict[str, Any] | None = None,
+    ) -> None:
+        async with self.engine.begin() as conn:
+            await conn.execute(
+                audit_events.insert().values(
+                    run_id=run_id,
+                    case_id=case_id,
+                    step=step,
+                    actor=actor,
+                    event=event,
+                    detail=json.loads(json.dumps(detail or {}, default=str)),
+                )
+            )
+
+    async def audit_trail(self, run_id: str) -> list[dict[str, Any]]:
+        async with self.engine.connect() as conn:
+            rows = await conn.execute(
+                select(audit_events)
+                .where(audit_events.c.run_id == run_id)
+                .order_by(audit_events.c.id)
+            )
+            return [_row(r) for r in rows]
+
+    # Queue messages
+
+    async def record_message(
+        self,
+        *,
+        message_id: str,
+        outcome: str,
+        event_id: str | None = None,
+        case_id: str | None = None,
+        run_id: str | None = None,
+        error: str | None = None,
+        body: str | None = None,
+    ) -> bool:
+        """Record a message; False when its event_id was already recorded (a redelivery)."""
+        statement = insert(processed_messages).values(
+            event_id=event_id,
+            message_id=message_id,
+            case_id=case_id,
+            run_id=run_id,
+            outcome=outcome,
+            error=error,
+            body=body[:10_000] if body is not None else None,
+        )
+        if event_id is not None:
+            statement = statement.on_conflict_do_nothing(index_elements=["event_id"])
+        async with self.engine.begin() as conn:
+            result = await conn.execute(statement.returning(processed_messages.c.id))
+            return result.scalar() is not None
+
+    async def message_for_event(self, event_id: str) -> dict[str, Any] | None:
+        async with self.engine.connect() as conn:
+            row = (
+                await conn.execute(
+                    select(processed_messages).where(processed_messages.c.event_id == event_id)
+                )
+            ).first()
+        return _row(row) if row is not None else None
+
+    async def messages(self, *, outcome: str | None = None) -> list[dict[str, Any]]:
+        query = select(processed_messages).order_by(processed_messages.c.id)
+        if outcome is not None:
+            query = query.where(processed_messages.c.outcome == outcome)
+        async with self.engine.connect() as conn:
+            return [_row(r) for r in await conn.execute(query)]
+
+    # Review decisions
+
+    async def record_decision(
+        self, *, run_id: str, decision: ReviewDecision, proposal_before: dict[str, Any] | None
+    ) -> int:
+        """Store a decision for its round; a second decision for the same round is a 409."""
+        modified = (
+            decision.modified_resolution.model_dump(mode="json")
+            if decision.modified_resolution is not None
+            else None
+        )
+        try:
+            async with self.engine.begin() as conn:
+                decision_id = (
+                    await conn.execute(
+                        review_decisions.insert()
+                        .values(
+                            run_id=run_id,
+                            round=decision.round,
+                            decision=decision.decision,
+                            reviewer=decision.reviewer,
+                            channel=decision.channel,
+                            comments=decision.comments,
+                            modified_resolution=modified,
+                            proposal_before=proposal_before,
+                            decided_at=decision.decided_at,
+                        )
+                        .returning(review_decisions.c.id)
+                    )
+                ).scalar_one()
+                await conn.execute(
+                    audit_events.insert().values(
+                        run_id=run_id,
+                        step="wait_human_review",
+                        actor=decision.reviewer,
+                        event=f"decision_{decision.decision}",
+                        detail={
+                            "round": decision.round,
+                            "channel": decision.channel,
+                            "comments": decision.comments,
+                            "before": proposal_before,
+                            "after": modified,
+                        },
+                    )
+                )
+                await conn.execute(text(f"NOTIFY {DECISION_CHANNEL}, '{run_id}'"))
+        except IntegrityError as exc:
+            raise ConflictError(f"run {run_id} already has a decision for this review") from exc
+        return int(decision_id)
+
+    async def decisions_for_run(self, run_id: str) -> list[dict[str, Any]]:
+        async with self.engine.connect() as conn:
+            rows = await conn.execute(
+                select(review_decisions)
+                .where(review_decisions.c.run_id == run_id)
+                .order_by(review_decisions.c.round)
+            )
+            return [_row(r) for r in rows]
+
+    async def unapplied_decisions(self, *, run_id: str | None = None) -> list[StoredDecision]:
+        query = (
+            select(review_decisions)
+            .where(review_decisions.c.applied_at.is_(None))
+            .order_by(review_decisions.c.decided_at)
+        )
+        if run_id is not None:
+            query = query.where(review_decisions.c.run_id == run_id)
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(query)).all()
+        return [
+            StoredDecision(
+                id=r.id,
+                run_id=r.run_id,
+                round=r.round,
+                decision=ReviewDecision(
+                    decision=r.decision,
+                    reviewer=r.reviewer,
+                    comments=r.comments,
+                    modified_resolution=r.modified_resolution,
+                    channel=r.channel,
+                    decided_at=r.decided_at,
+                    round=r.round,
+                ),
+            )
+            for r in rows
+        ]
+
+    async def mark_decision_applied(self, decision_id: int) -> None:
+        async with self.engine.begin() as conn:
+            await conn.execute(
+                update(review_decisions)
+                .where(review_decisions.c.id == decision_id)
+                .values(applied_at=func.now())
+            )
+
+
+def cost_totals(calls: list[dict[str, Any]]) -> tuple[Decimal, dict[str, Any]]:
+    """Sum a run's LLM calls into (llm_cost, breakdown)."""
+    total = sum((Decimal(str(c.get("cost_usd", "0"))) for c in calls), Decimal("0"))
+    breakdown = {
+        "calls": calls,
+        "input_tokens": sum(int(c.get("input_tokens", 0)) for c in calls),
+        "cached_tokens": sum(int(c.get("cached_tokens", 0)) for c in calls),
+        "output_tokens": sum(int(c.get("output_tokens", 0)) for c in calls),
+        "llm_cost_usd": str(total),
+    }
+    return total, breakdown
+
+
+def utc_iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None

@@ -1,0 +1,269 @@
+"""One fake per service Protocol, recording what was asked of it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from models.domain import (
+    BillingData,
+    Charge,
+    CreditResult,
+    CRMAccount,
+    CRMCase,
+    DraftResult,
+    LLMCall,
+    PolicyHit,
+    PrecedentHit,
+    RefundResult,
+    ResolutionAction,
+    ResolutionProposal,
+    ResolutionRecord,
+    Subscription,
+)
+from services.errors import IntegrationError, NotFoundError
+from services.llm import DraftingContext
+
+NOW = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
+
+
+@dataclass
+class FakeWorld:
+    """A tiny consistent dataset: one account, one charge, one open case."""
+
+    cases: dict[str, CRMCase] = field(default_factory=dict)
+    accounts: dict[str, CRMAccount] = field(default_factory=dict)
+    charges: dict[str, Charge] = field(default_factory=dict)
+    billing: dict[str, BillingData] = field(default_factory=dict)
+
+    @classmethod
+    def default(cls, *, amount: str = "99.00", claimed: str = "99.00") -> FakeWorld:
+        world = cls()
+        world.add_customer("001A", "cus_A", "A0001", segment="premium")
+        world.add_charge("ch_1", "cus_A", amount, days_ago=10)
+        world.add_case("500A", "001A", "ch_1", claimed, dispute_type="duplicate_charge")
+        return world
+
+    def add_customer(self, account_id: str, customer: str, zuora: str, *, segment: str) -> None:
+        self.accounts[account_id] = CRMAccount(
+            account_id=account_id,
+            name=f"Account {account_id}",
+            type="Customer - Direct",
+            segment=segment,  # type: ignore[arg-type]
+            email="billing@example.com",
+            stripe_customer_id=customer,
+            zuora_account_id=zuora,
+        )
+        self.billing[zuora] = BillingData(
+            account_key=zuora,
+            balance=Decimal("0.00"),
+            subscriptions=[
+                Subscription(
+                    subscription_id=f"S-{zuora}",
+                    plan="Team Monthly",
+                    status="Active",
+                    amount=Decimal("99.00"),
+                    start_date=NOW - timedelta(days=400),
+                )
+            ],
+        )
+
+    def add_charge(
+        self, charge_id: str, customer: str, amount: str, *, days_ago: int, risk: str = "normal"
+    ) -> None:
+        self.charges[charge_id] = Charge(
+            charge_id=charge_id,
+            customer_id=customer,
+            amount=Decimal(amount),
+            created_at=NOW - timedelta(days=days_ago),
+            risk_level=risk,  # type: ignore[arg-type]
+        )
+
+    def add_case(
+        self, case_id: str, account_id: str, charge_id: str, amount: str, *, dispute_type: str
+    ) -> None:
+        self.cases[case_id] = CRMCase(
+            case_id=case_id,
+            case_number=f"000{len(self.cases) + 1}",
+            account_id=account_id,
+            subject="Charged twice",
+            description="I was charged twice this month, please refund one.",
+            status="New",
+            priority="Medium",
+            created_at=NOW - timedelta(days=1),
+            dispute_type=dispute_type,
+            amount=Decimal(amount),
+            charge_id=charge_id,
+        )
+
+
+class FakeCRM:
+    backend = "fake"
+
+    def __init__(self, world: FakeWorld) -> None:
+        self.world = world
+        self.outcomes: dict[str, dict[str, Any]] = {}
+
+    async def get_case(self, *, case_id: str) -> CRMCase:
+        if case_id not in self.world.cases:
+            raise NotFoundError(f"case {case_id} not found in CRM")
+        return self.world.cases[case_id]
+
+    async def get_account(self, *, account_id: str) -> CRMAccount:
+        return self.world.accounts[account_id]
+
+    async def list_account_disputes(self, *, account_id: str, since: datetime) -> list[CRMCase]:
+        return [c for c in self.world.cases.values() if c.account_id == account_id]
+
+    async def record_outcome(
+        self, *, case_id: str, status: str, summary: str, idempotency_key: str
+    ) -> None:
+        self.outcomes[idempotency_key] = {"case_id": case_id, "status": status, "summary": summary}
+
+
+class FakeBilling:
+    backend = "fake"
+
+    def __init__(self, world: FakeWorld) -> None:
+        self.world = world
+        self.credits: dict[str, CreditResult] = {}
+
+    async def get_billing(self, *, account_key: str) -> BillingData:
+        return self.world.billing[account_key]
+
+    async def create_credit(
+        self, *, account_key: str, amount: Decimal, currency: str, reason: str, idempotency_key: str
+    ) -> CreditResult:
+        if idempotency_key not in self.credits:
+            self.credits[idempotency_key] = CreditResult(
+                credit_id=f"CM{len(self.credits) + 1}",
+                account_key=account_key,
+                amount=amount,
+                currency=currency,
+                idempotency_key=idempotency_key,
+            )
+        return self.credits[idempotency_key]
+
+
+class FakePayments:
+    backend = "fake"
+
+    def __init__(self, world: FakeWorld) -> None:
+        self.world = world
+        self.refunds: dict[str, RefundResult] = {}
+        self.refund_requests: list[str] = []
+        self.fail_refunds_with: Exception | None = None
+
+    async def list_charges(self, *, customer_id: str, limit: int) -> list[Charge]:
+        return [c for c in self.world.charges.values() if c.customer_id == customer_id][:limit]
+
+    async def get_charge(self, *, charge_id: str) -> Charge:
+        if charge_id not in self.world.charges:
+            raise NotFoundError(f"charge {charge_id} not found")
+        return self.world.charges[charge_id]
+
+    async def refund(
+        self, *, charge_id: str, amount: Decimal, currency: str, reason: str, idempotency_key: str
+    ) -> RefundResult:
+        self.refund_requests.append(idempotency_key)
+        if self.fail_refunds_with is not None:
+            raise self.fail_refunds_with
+        if idempotency_key not in self.refunds:
+            self.refunds[idempotency_key] = RefundResult(
+                refund_id=f"re_{len(self.refunds) + 1}",
+                charge_id=charge_id,
+                amount=amount,
+                currency=currency,
+                status="succeeded",
+                idempotency_key=idempotency_key,
+            )
+        return self.refunds[idempotency_key]
+
+
+class FakeKnowledge:
+    backend = "fake"
+
+    def __init__(self) -> None:
+        self.stored: dict[str, ResolutionRecord] = {}
+
+    async def search_policies(self, *, query: str, k: int = 3) -> list[PolicyHit]:
+        return [
+            PolicyHit(
+                chunk_id="POL-BIL-004#1",
+                policy_id="POL-BIL-004",
+                title="Duplicate and Incorrect Charges Policy",
+                section="Duplicate charges",
+                source_file="duplicate_and_incorrect_charges.docx",
+                text="A verified duplicate charge is refunded in full.",
+                score=0.82,
+            )
+        ][:k]
+
+    async def similar_cases(
+        self, *, query: str, dispute_type: str, amount: Decimal, customer_segment: str, k: int = 3
+    ) -> list[PrecedentHit]:
+        return [
+            PrecedentHit(
+                case_id=r.case_id,
+                dispute_type=r.dispute_type,
+                amount=r.amount,
+                customer_segment=r.customer_segment,
+                outcome=r.outcome,
+                text=r.description,
+                score=0.9,
+            )
+            for r in self.stored.values()
+        ][:k]
+
+    async def add_resolution(self, *, record: ResolutionRecord) -> None:
+        self.stored[record.case_id] = record
+
+
+class FakeDrafter:
+    """Returns a canned proposal (full refund of the refundable amount unless told)."""
+
+    name = "fake"
+
+    def __init__(
+        self,
+        *,
+        action: ResolutionAction = ResolutionAction.FULL_REFUND,
+        amount: Decimal | None = None,
+        confidence: float = 0.95,
+    ) -> None:
+        self.action = action
+        self.amount = amount
+        self.confidence = confidence
+        self.contexts: list[DraftingContext] = []
+
+    async def draft(self, *, context: DraftingContext) -> DraftResult:
+        self.contexts.append(context)
+        proposal = ResolutionProposal(
+            action=self.action,
+            amount=self.amount if self.amount is not None else context.refundable,
+            reason="canned proposal",
+            confidence=self.confidence,
+            risk_level="low",
+            policy_ids=[p.policy_id for p in context.policies],
+            drafter=self.name,
+        )
+        call = LLMCall(
+            model="fake", input_tokens=100, output_tokens=20, cost_usd=Decimal("0.000027")
+        )
+        return DraftResult(proposal=proposal, calls=[call])
+
+
+class FakeNotifications:
+    backend = "fake"
+
+    def __init__(self) -> None:
+        self.sent: list[dict[str, Any]] = []
+
+    async def request_review(self, *, run_id: str, case_id: str, summary: dict[str, Any]) -> None:
+        self.sent.append({"run_id": run_id, "case_id": case_id, "summary": summary})
+
+
+def outage(system: str = "payments") -> IntegrationError:
+    return IntegrationError("service unavailable", system=system, retryable=True, status=503)

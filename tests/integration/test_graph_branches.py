@@ -1,0 +1,195 @@
+"""Every branch of the graph, on PostgreSQL checkpoints, with fake adapters."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import replace
+from datetime import datetime
+from decimal import Decimal
+
+import pytest
+
+from models.domain import ModifiedResolution, ResolutionAction, ReviewDecision
+from services.store import WorkflowStore
+from tests.fakes.services import (
+    NOW,
+    FakeBilling,
+    FakeCRM,
+    FakeDrafter,
+    FakeKnowledge,
+    FakeNotifications,
+    FakePayments,
+    FakeWorld,
+    outage,
+)
+from workflows.checkpointing import open_checkpointer
+from workflows.context import ReviewRules, WorkflowContext
+from workflows.dispute_workflow import build_graph
+from workflows.runner import WorkflowRunner
+
+
+class Harness:
+    def __init__(self, runner: WorkflowRunner, world: FakeWorld) -> None:
+        self.runner = runner
+        self.world = world
+        ctx = runner.context
+        self.crm: FakeCRM = ctx.crm  # type: ignore[assignment]
+        self.payments: FakePayments = ctx.payments  # type: ignore[assignment]
+        self.billing: FakeBilling = ctx.billing  # type: ignore[assignment]
+        self.notifier: FakeNotifications = ctx.notifier  # type: ignore[assignment]
+        self.knowledge: FakeKnowledge = ctx.knowledge  # type: ignore[assignment]
+        self.store = runner.store
+
+    def with_context(self, **changes: object) -> Harness:
+        runner = WorkflowRunner(
+            graph=self.runner.graph,
+            context=replace(self.runner.context, **changes),  # type: ignore[arg-type]
+            store=self.store,
+        )
+        return Harness(runner, self.world)
+
+
+@pytest.fixture
+async def harness(postgres_url: str, engine) -> AsyncIterator[Harness]:
+    world = FakeWorld.default()
+    store = WorkflowStore(engine)
+    context = WorkflowContext(
+        crm=FakeCRM(world),
+        billing=FakeBilling(world),
+        payments=FakePayments(world),
+        knowledge=FakeKnowledge(),
+        drafter=FakeDrafter(),
+        notifier=FakeNotifications(),
+        store=store,
+        review_rules=ReviewRules(),
+        clock=lambda: NOW,
+    )
+    async with open_checkpointer(postgres_url, max_size=4) as saver:
+        yield Harness(WorkflowRunner(graph=build_graph(saver), context=context, store=store), world)
+
+
+def decision(
+    verdict: str = "approved",
+    *,
+    reviewer: str = "alice",
+    round_: int = 1,
+    modified: ModifiedResolution | None = None,
+) -> ReviewDecision:
+    return ReviewDecision(
+        decision=verdict,  # type: ignore[arg-type]
+        reviewer=reviewer,
+        comments="checked",
+        modified_resolution=modified,
+        decided_at=datetime.now(NOW.tzinfo),
+        round=round_,
+    )
+
+
+async def test_valid_dispute_pauses_for_review_and_notifies(harness: Harness) -> None:
+    outcome = await harness.runner.start(case_id="500A")
+    assert outcome.status == "pending"
+    assert outcome.awaiting_round == 1
+    assert [n["run_id"] for n in harness.notifier.sent] == [outcome.run_id]
+    row = await harness.store.get_run(outcome.run_id)
+    assert row is not None and row["status"] == "pending"
+    assert row["current_step"] == "wait_human_review"
+    assert row["resolution_proposal"]["amount"] == "99.00"
+    assert row["llm_cost"] == Decimal("0.000027")
+    assert harness.payments.refunds == {}
+
+
+async def test_invalid_dispute_is_rejected_with_its_rule(harness: Harness) -> None:
+    harness.world.add_case("500B", "001A", "ch_1", "150.00", dispute_type="duplicate_charge")
+    outcome = await harness.runner.start(case_id="500B")
+    assert outcome.status == "rejected"
+    row = await harness.store.get_run(outcome.run_id)
+    assert row is not None
+    assert row["final_resolution"]["failed_rule"] == "amount_within_refundable"
+    assert harness.notifier.sent == []
+
+
+async def test_unknown_case_is_rejected_not_retried(harness: Harness) -> None:
+    outcome = await harness.runner.start(case_id="500-missing")
+    assert outcome.status == "rejected"
+    row = await harness.store.get_run(outcome.run_id)
+    assert row is not None and row["final_resolution"]["failed_rule"] == "records_exist"
+
+
+async def test_approval_executes_refund_once_and_stores_precedent(harness: Harness) -> None:
+    started = await harness.runner.start(case_id="500A")
+    done = await harness.runner.resume(run_id=started.run_id, decision=decision())
+    assert done.status == "completed"
+    assert list(harness.payments.refunds) == [f"{started.run_id}:refund"]
+    assert harness.payments.refunds[f"{started.run_id}:refund"].amount == Decimal("99.00")
+    assert f"{started.run_id}:case_update" in harness.crm.outcomes
+    assert "500A" in harness.knowledge.stored
+
+
+async def test_modified_resolution_is_what_executes(harness: Harness) -> None:
+    started = await harness.runner.start(case_id="500A")
+    modified = ModifiedResolution(
+        action=ResolutionAction.PARTIAL_REFUND, amount=Decimal("45.00"), reason="half"
+    )
+    done = await harness.runner.resume(run_id=started.run_id, decision=decision(modified=modified))
+    assert done.status == "completed"
+    refund = harness.payments.refunds[f"{started.run_id}:refund"]
+    assert refund.amount == Decimal("45.00")
+
+
+async def test_rejection_ends_run_without_executing(harness: Harness) -> None:
+    started = await harness.runner.start(case_id="500A")
+    done = await harness.runner.resume(run_id=started.run_id, decision=decision("rejected"))
+    assert done.status == "rejected"
+    assert harness.payments.refund_requests == []
+    assert harness.crm.outcomes == {}
+
+
+async def test_auto_approval_executes_without_review(harness: Harness) -> None:
+    auto = harness.with_context(review_rules=ReviewRules(auto_approve_max_amount=Decimal("100")))
+    outcome = await auto.runner.start(case_id="500A")
+    assert outcome.status == "completed"
+    assert auto.notifier.sent == []
+    row = await auto.store.get_run(outcome.run_id)
+    assert row is not None
+    assert row["human_review_data"]["decisions"][0]["reviewer"] == "system"
+
+
+async def test_dual_control_needs_two_different_reviewers(harness: Harness) -> None:
+    dual = harness.with_context(review_rules=ReviewRules(dual_approval_min_amount=Decimal("50")))
+    started = await dual.runner.start(case_id="500A")
+    first = await dual.runner.resume(run_id=started.run_id, decision=decision())
+    assert first.status == "pending" and first.awaiting_round == 2
+    assert dual.payments.refund_requests == []
+    done = await dual.runner.resume(
+        run_id=started.run_id, decision=decision(reviewer="bob", round_=2)
+    )
+    assert done.status == "completed"
+    assert len(dual.payments.refunds) == 1
+
+
+async def test_outage_during_execution_resumes_without_paying_twice(harness: Harness) -> None:
+    started = await harness.runner.start(case_id="500A")
+    harness.payments.fail_refunds_with = outage()
+    failed = await harness.runner.resume(run_id=started.run_id, decision=decision())
+    assert failed.status == "failed" and failed.retryable
+    harness.payments.fail_refunds_with = None
+    assert await harness.runner.has_pending_steps(started.run_id)
+    done = await harness.runner.continue_run(started.run_id)
+    assert done.status == "completed"
+    # Replaying the step once more sends the same key: the fake holds one refund.
+    assert set(harness.payments.refund_requests) == {f"{started.run_id}:refund"}
+    assert len(harness.payments.refunds) == 1
+
+
+async def test_defect_in_a_node_ends_run_as_failed(harness: Harness) -> None:
+    class BrokenKnowledge(FakeKnowledge):
+        async def search_policies(self, *, query: str, k: int = 3):  # type: ignore[override]
+            raise RuntimeError("index corrupted")
+
+    broken = harness.with_context(knowledge=BrokenKnowledge())
+    outcome = await broken.runner.start(case_id="500A")
+    assert outcome.status == "failed"
+    row = await broken.store.get_run(outcome.run_id)
+    assert row is not None
+    assert row["final_resolution"]["error"]["step"] == "generate_resolution"
+    assert broken.payments.refund_requests == []

@@ -1,0 +1,62 @@
+"""The runtime context every graph node receives (LangGraph `context_schema`)."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Protocol, TypeVar
+
+from services.billing import BillingClient
+from services.crm import CRMClient
+from services.knowledge import PolicyStore
+from services.llm import ResolutionDrafter
+from services.notifications import ReviewNotifier
+from services.payments import PaymentGateway
+from services.store import WorkflowStore
+
+
+@dataclass(frozen=True)
+class ReviewRules:
+    """When a proposal may skip review, and when it needs two reviewers."""
+
+    auto_approve_max_amount: Decimal = Decimal("0")
+    auto_approve_min_confidence: float = 0.9
+    max_disputes_90d: int = 3
+    dual_approval_min_amount: Decimal = Decimal("500")
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+T = TypeVar("T")
+
+
+class Retrier(Protocol):
+    """Runs one external call under a retry policy (timeouts, 429, 5xx)."""
+
+    async def __call__(self, call: Callable[[], Awaitable[T]], *, operation: str) -> T: ...
+
+
+async def call_once(call: Callable[[], Awaitable[T]], *, operation: str) -> T:
+    """The retrier that does not retry."""
+    return await call()
+
+
+@dataclass(frozen=True)
+class WorkflowContext:
+    crm: CRMClient
+    billing: BillingClient
+    payments: PaymentGateway
+    knowledge: PolicyStore
+    drafter: ResolutionDrafter
+    notifier: ReviewNotifier
+    store: WorkflowStore
+    review_rules: ReviewRules
+    dispute_window_days: int = 120
+    clock: Callable[[], datetime] = utc_now
+    retry: Retrier = call_once
+    # Told when a resolution is stored, so caches keyed on similar cases can be dropped.
+    on_resolution_stored: Callable[[str], Awaitable[None]] | None = None

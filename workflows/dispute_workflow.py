@@ -1,0 +1,167 @@
+"""The dispute graph: nodes from agents/, routing as in DESIGN.md."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any, Literal
+
+from langgraph.checkpoint.base import BaseCheckpointSaver
+from langgraph.errors import GraphBubbleUp
+from langgraph.graph import END, START, StateGraph
+from langgraph.graph.state import CompiledStateGraph
+from langgraph.runtime import Runtime
+
+from agents.execute_resolution import execute_resolution
+from agents.fetch_data import fetch_data
+from agents.generate_resolution import generate_resolution
+from agents.handle_error import handle_error
+from agents.route_review import route_review
+from agents.send_human_review import send_human_review
+from agents.store_results import store_results
+from agents.validate_dispute import validate_dispute
+from agents.wait_human_review import wait_human_review
+from models.state import DisputeState
+from services.errors import PaymentsAgentError
+from workflows.context import WorkflowContext
+
+log = logging.getLogger(__name__)
+
+Node = Callable[[DisputeState, Runtime[WorkflowContext]], Awaitable[dict[str, Any]]]
+DisputeGraph = CompiledStateGraph[DisputeState, WorkflowContext, DisputeState, DisputeState]
+
+
+class RetryableStepError(Exception):
+    """A step failed in a way that may pass later (an outage): the run stays resumable."""
+
+    def __init__(self, step: str, cause: PaymentsAgentError) -> None:
+        super().__init__(f"{step}: {cause.message}")
+        self.step = step
+        self.cause = cause
+
+
+def guarded(name: str, node: Node) -> Node:
+    """Run a node; a non-retryable error becomes state for handle_error.
+
+    A retryable error (after the adapters' own retries) propagates out of the graph instead,
+    so the checkpoint stays before this node and the run can be driven again later.
+    """
+
+    async def run(state: DisputeState, runtime: Runtime[WorkflowContext]) -> dict[str, Any]:
+        try:
+            update = await node(state, runtime)
+        except GraphBubbleUp:
+            raise  # interrupt(): not an error
+        except PaymentsAgentError as exc:
+            if exc.retryable:
+                raise RetryableStepError(name, exc) from exc
+            return _error_update(name, exc)
+        except Exception as exc:  # the graph's boundary: any defect ends the run as failed
+            log.exception("step %s failed", name, extra={"run_id": state.get("run_id")})
+            return _error_update(name, exc)
+        return {**update, "current_step": name}
+
+    run.__name__ = name
+    return run
+
+
+def _error_update(step: str, exc: Exception) -> dict[str, Any]:
+    message = exc.message if isinstance(exc, PaymentsAgentError) else str(exc)
+    return {
+        "current_step": step,
+        "error": {"step": step, "type": type(exc).__name__, "message": message[:2000]},
+    }
+
+
+def _failed(state: DisputeState) -> bool:
+    return state.get("error") is not None
+
+
+def after_fetch(state: DisputeState) -> Literal["validate_dispute", "handle_error"]:
+    return "handle_error" if _failed(state) else "validate_dispute"
+
+
+def after_validate(
+    state: DisputeState,
+) -> Literal["generate_resolution", "store_results", "handle_error"]:
+    if _failed(state):
+        return "handle_error"
+    validation = state.get("validation")
+    if validation is None:
+        raise ValueError("validate_dispute left no verdict")
+    return "generate_resolution" if validation["valid"] else "store_results"
+
+
+def after_generate(state: DisputeState) -> Literal["route_review", "handle_error"]:
+    return "handle_error" if _failed(state) else "route_review"
+
+
+def after_route(
+    state: DisputeState,
+) -> Literal["execute_resolution", "send_human_review", "handle_error"]:
+    if _failed(state):
+        return "handle_error"
+    review = state.get("review")
+    if review is None:
+        raise ValueError("route_review left no review plan")
+    return "execute_resolution" if review["auto_approve"] else "send_human_review"
+
+
+def after_send(state: DisputeState) -> Literal["wait_human_review", "handle_error"]:
+    return "handle_error" if _failed(state) else "wait_human_review"
+
+
+def after_wait(
+    state: DisputeState,
+) -> Literal["wait_human_review", "execute_resolution", "store_results", "handle_error"]:
+    if _failed(state):
+        return "handle_error"
+    decisions = state.get("decisions") or []
+    review = state.get("review")
+    if not decisions or review is None:
+        raise ValueError("wait_human_review finished without a decision")
+    if decisions[-1]["decision"] == "rejected":
+        return "store_results"
+    approvers = {d["reviewer"] for d in decisions if d["decision"] == "approved"}
+    if len(approvers) < review["required_approvals"]:
+        return "wait_human_review"  # dual control: a second, different reviewer
+    return "execute_resolution"
+
+
+def after_execute(state: DisputeState) -> Literal["store_results", "handle_error"]:
+    return "handle_error" if _failed(state) else "store_results"
+
+
+def after_store(state: DisputeState) -> Literal["handle_error", "__end__"]:
+    return "handle_error" if _failed(state) else END
+
+
+NODES: dict[str, Node] = {
+    "fetch_data": fetch_data,
+    "validate_dispute": validate_dispute,
+    "generate_resolution": generate_resolution,
+    "route_review": route_review,
+    "send_human_review": send_human_review,
+    "wait_human_review": wait_human_review,
+    "execute_resolution": execute_resolution,
+    "store_results": store_results,
+}
+
+
+def build_graph(checkpointer: BaseCheckpointSaver[Any]) -> DisputeGraph:
+    """Assemble and compile the dispute graph with the given checkpointer."""
+    graph = StateGraph(DisputeState, context_schema=WorkflowContext)
+    for name, node in NODES.items():
+        graph.add_node(name, guarded(name, node))
+    graph.add_node("handle_error", handle_error)
+    graph.add_edge(START, "fetch_data")
+    graph.add_conditional_edges("fetch_data", after_fetch)
+    graph.add_conditional_edges("validate_dispute", after_validate)
+    graph.add_conditional_edges("generate_resolution", after_generate)
+    graph.add_conditional_edges("route_review", after_route)
+    graph.add_conditional_edges("send_human_review", after_send)
+    graph.add_conditional_edges("wait_human_review", after_wait)
+    graph.add_conditional_edges("execute_resolution", after_execute)
+    graph.add_conditional_edges("store_results", after_store)
+    graph.add_edge("handle_error", END)
+    return graph.compile(checkpointer=checkpointer)

@@ -1,0 +1,222 @@
+"""The runner: the only code that invokes the graph (start, resume, continue, status).
+
+`thread_id = run_id`. After every step the run's row in workflow_states is brought up to
+date from the checkpoint, so the API and the dashboard read PostgreSQL, not the graph.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from langchain_core.runnables import RunnableConfig
+from langgraph.types import Command
+
+from models.domain import ReviewDecision
+from services.store import WorkflowStore, cost_totals
+from utils.logging_config import bind_run_id
+from workflows.context import WorkflowContext
+from workflows.dispute_workflow import DisputeGraph, RetryableStepError
+
+log = logging.getLogger(__name__)
+
+StepCallback = Callable[[str, dict[str, Any]], None]
+
+
+@dataclass(frozen=True)
+class RunOutcome:
+    run_id: str
+    status: str
+    current_step: str | None
+    awaiting_round: int | None = None
+    retryable: bool = False
+    error: dict[str, Any] | None = None
+    values: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    @property
+    def durable(self) -> bool:
+        """True once the run rests at a checkpoint that needs no further driving now."""
+        return self.status in ("pending", "completed", "rejected") or (
+            self.status == "failed" and not self.retryable
+        )
+
+
+class WorkflowRunner:
+    def __init__(
+        self, *, graph: DisputeGraph, context: WorkflowContext, store: WorkflowStore
+    ) -> None:
+        self.graph = graph
+        self.context = context
+        self.store = store
+
+    @staticmethod
+    def _config(run_id: str) -> RunnableConfig:
+        return {"configurable": {"thread_id": run_id}}
+
+    async def start(
+        self,
+        *,
+        case_id: str,
+        customer_id: str | None = None,
+        event_id: str | None = None,
+        run_id: str | None = None,
+        actor: str = "worker",
+        on_step: StepCallback | None = None,
+    ) -> RunOutcome:
+        """Create a run for the case and drive it to its first durable checkpoint."""
+        run_id = run_id or str(uuid.uuid4())
+        await self.store.create_run(
+            run_id=run_id, case_id=case_id, customer_id=customer_id, actor=actor
+        )
+        initial = {
+            "run_id": run_id,
+            "case_id": case_id,
+            "customer_id": customer_id,
+            "event_id": event_id,
+            "status": "running",
+            "current_step": "start",
+        }
+        return await self._drive(run_id, initial, on_step)
+
+    async def resume(
+        self, *, run_id: str, decision: ReviewDecision, on_step: StepCallback | None = None
+    ) -> RunOutcome:
+        """Resume a paused run with a reviewer's decision."""
+        return await self._drive(run_id, Command(resume=decision.model_dump(mode="json")), on_step)
+
+    async def continue_run(self, run_id: str, on_step: StepCallback | None = None) -> RunOutcome:
+        """Drive a run on from its last checkpoint (after a crash or a retryable failure)."""
+        return await self._drive(run_id, None, on_step)
+
+    async def awaiting_round(self, run_id: str) -> int | None:
+        """The review round the run is paused at, or None when it is not paused."""
+        snapshot = await self.graph.aget_state(self._config(run_id))
+        for interrupt in snapshot.interrupts:
+            value = interrupt.value
+            if isinstance(value, dict) and "round" in value:
+                return int(value["round"])
+        return None
+
+    async def has_pending_steps(self, run_id: str) -> bool:
+        snapshot = await self.graph.aget_state(self._config(run_id))
+        return bool(snapshot.next) and not snapshot.interrupts
+
+    async def _drive(
+        self, run_id: str, graph_input: Any, on_step: StepCallback | None
+    ) -> RunOutcome:
+        config = self._config(run_id)
+        with bind_run_id(run_id):
+            await self.store.update_run(run_id, status="running")
+            try:
+                async for chunk in self.graph.astream(
+                    graph_input, config, context=self.context, stream_mode="updates"
+                ):
+                    for step, update in chunk.items():
+                        if step == "__interrupt__":
+                            continue
+                        await self._record_step(run_id, step, update or {})
+                        if on_step is not None:
+                            on_step(step, update or {})
+            except RetryableStepError as exc:
+                error = {
+                    "step": exc.step,
+                    "type": type(exc.cause).__name__,
+                    "message": exc.cause.message,
+                    "retryable": True,
+                }
+                log.warning("run paused on a retryable failure in %s: %s", exc.step, exc)
+                await self.store.audit(
+                    run_id=run_id,
+                    case_id=None,
+                    step=exc.step,
+                    actor="system",
+                    event="step_failed_retryable",
+                    detail=error,
+                )
+                await self.store.update_run(
+                    run_id,
+                    status="failed",
+                    current_step=exc.step,
+                    final_resolution={"outcome": "failed", "error": error},
+                )
+                return RunOutcome(run_id, "failed", exc.step, retryable=True, error=error)
+            return await self._settle(run_id)
+
+    async def _record_step(self, run_id: str, step: str, update: dict[str, Any]) -> None:
+        detail = {k: v for k, v in update.items() if k in ("status", "validation", "error")}
+        await self.store.audit(
+            run_id=run_id,
+            case_id=None,
+            step=step,
+            actor="system",
+            event="step_completed",
+            detail=detail,
+        )
+        snapshot = await self.graph.aget_state(self._config(run_id))
+        await self.store.update_run(run_id, **self._columns(snapshot.values, step))
+        log.info("step %s done", step)
+
+    async def _settle(self, run_id: str) -> RunOutcome:
+        snapshot = await self.graph.aget_state(self._config(run_id))
+        values = dict(snapshot.values)
+        awaiting = await self.awaiting_round(run_id)
+        if awaiting is not None:
+            status, step = "pending", "wait_human_review"
+        elif snapshot.next:
+            # Stopped between steps without an interrupt: only a crash does that; keep running.
+            status, step = "running", values.get("current_step")
+        else:
+            status, step = values.get("status", "failed"), values.get("current_step")
+        columns = self._columns(values, step)
+        columns["status"] = status
+        columns["human_review_data"] = {
+            **(columns.get("human_review_data") or {}),
+            "awaiting_round": awaiting,
+        }
+        if status in ("completed", "rejected", "failed"):
+            columns["completed_at"] = datetime.now(UTC)
+        await self.store.update_run(run_id, **columns)
+        log.info("run %s", status)
+        return RunOutcome(
+            run_id,
+            status,
+            step,
+            awaiting_round=awaiting,
+            error=values.get("error"),
+            values=values,
+        )
+
+    @staticmethod
+    def _columns(values: dict[str, Any], step: str | None) -> dict[str, Any]:
+        llm_cost, breakdown = cost_totals(values.get("costs") or [])
+        proposal = values.get("proposal")
+        final = values.get("final_resolution")
+        error = values.get("error")
+        if error is not None:
+            final = {**(final or {}), "outcome": "failed", "error": error}
+        execution = values.get("execution")
+        if execution is not None and final is not None:
+            final = {**final, "execution": execution}
+        return {
+            "current_step": step,
+            "customer_id": values.get("customer_id"),
+            "crm_data": values.get("crm_data"),
+            "billing_data": values.get("billing_data"),
+            "payment_data": values.get("payment_data"),
+            "resolution_proposal": (
+                {**proposal, "retrieved": values.get("retrieved")} if proposal else None
+            ),
+            "human_review_data": {
+                "validation": values.get("validation"),
+                "plan": values.get("review"),
+                "decisions": values.get("decisions") or [],
+            },
+            "final_resolution": final,
+            "llm_cost": llm_cost,
+            "total_cost": llm_cost,
+            "cost_breakdown": breakdown,
+        }
