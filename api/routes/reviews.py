@@ -1,0 +1,89 @@
+"""Human review over REST: the pending list and decisions."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any, Literal
+
+from fastapi import APIRouter, status
+from pydantic import BaseModel, ConfigDict, Field
+
+from api.deps import Services
+from models.domain import ModifiedResolution
+from workflows.decisions import record_decision
+
+router = APIRouter(prefix="/human-review", tags=["review"])
+
+
+class DecisionRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    run_id: uuid.UUID
+    case_id: str | None = Field(default=None, max_length=64)
+    decision: Literal["approved", "rejected"]
+    reviewer_name: str = Field(min_length=1, max_length=200)
+    comments: str = Field(default="", max_length=4000)
+    modified_resolution: ModifiedResolution | None = None
+
+
+def pending_summary(run: dict[str, Any]) -> dict[str, Any]:
+    proposal = run.get("resolution_proposal") or {}
+    crm = run.get("crm_data") or {}
+    review = run.get("human_review_data") or {}
+    plan = review.get("plan") or {}
+    return {
+        "run_id": run["run_id"],
+        "case_id": run["case_id"],
+        "customer_id": run["customer_id"],
+        "dispute_type": (crm.get("case") or {}).get("dispute_type"),
+        "claimed_amount": (crm.get("case") or {}).get("amount"),
+        "proposal": {
+            k: proposal.get(k)
+            for k in (
+                "action",
+                "amount",
+                "currency",
+                "reason",
+                "confidence",
+                "drafter",
+                "fallback_used",
+            )
+        },
+        "awaiting_round": review.get("awaiting_round"),
+        "required_approvals": plan.get("required_approvals"),
+        "risk_flags": plan.get("risk_flags", []),
+        "llm_cost": str(run["llm_cost"]),
+        "created_at": run["created_at"].isoformat(),
+        "review_url": f"/review/{run['run_id']}",
+    }
+
+
+@router.get("/pending")
+async def pending(services: Services) -> dict[str, Any]:
+    """Runs awaiting a reviewer's decision, oldest first."""
+    runs = await services.store.list_runs(status="pending", limit=500)
+    items = [pending_summary(r) for r in sorted(runs, key=lambda r: r["created_at"])]
+    return {"count": len(items), "items": items}
+
+
+@router.post("/decision", status_code=status.HTTP_202_ACCEPTED)
+async def decide(body: DecisionRequest, services: Services) -> dict[str, Any]:
+    """Record a decision; the worker resumes the run from its checkpoint."""
+    decision = await record_decision(
+        services.store,
+        run_id=str(body.run_id),
+        case_id=body.case_id,
+        decision=body.decision,
+        reviewer=body.reviewer_name,
+        channel="api",
+        comments=body.comments,
+        modified=body.modified_resolution,
+        now=services.clock(),
+    )
+    return {
+        "run_id": str(body.run_id),
+        "decision": decision.decision,
+        "round": decision.round,
+        "reviewer": decision.reviewer,
+        "status": "recorded; the run resumes shortly",
+    }

@@ -1,0 +1,78 @@
+"""GET /workflow/{run_id}/status: where a run is, what was decided and by whom."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from fastapi import APIRouter
+
+from api.deps import Services
+from services.errors import NotFoundError
+
+router = APIRouter(prefix="/workflow", tags=["workflow"])
+
+
+def parse_run_id(run_id: str) -> str:
+    try:
+        return str(uuid.UUID(run_id))
+    except ValueError:
+        raise NotFoundError(f"run {run_id[:64]} not found") from None
+
+
+def _iso(value: Any) -> Any:
+    return value.isoformat() if hasattr(value, "isoformat") else value
+
+
+@router.get("/{run_id}/status")
+async def run_status(run_id: str, services: Services) -> dict[str, Any]:
+    """The run's status, step, proposal, decisions, outcome, costs and audit trail."""
+    run_id = parse_run_id(run_id)
+    run = await services.store.get_run(run_id)
+    if run is None:
+        raise NotFoundError(f"run {run_id} not found")
+    decisions = await services.store.decisions_for_run(run_id)
+    audit = await services.store.audit_trail(run_id)
+    review = run.get("human_review_data") or {}
+    return {
+        "run_id": run_id,
+        "case_id": run["case_id"],
+        "customer_id": run["customer_id"],
+        "status": run["status"],
+        "current_step": run["current_step"],
+        "validation": review.get("validation"),
+        "proposal": run["resolution_proposal"],
+        "review": {
+            "plan": review.get("plan"),
+            "awaiting_round": review.get("awaiting_round"),
+        },
+        "decisions": [
+            {
+                "round": d["round"],
+                "decision": d["decision"],
+                "reviewer": d["reviewer"],
+                "channel": d["channel"],
+                "comments": d["comments"],
+                "before": d["proposal_before"],
+                "after": d["modified_resolution"],
+                "decided_at": _iso(d["decided_at"]),
+                "applied_at": _iso(d["applied_at"]),
+            }
+            for d in decisions
+        ],
+        "final_resolution": run["final_resolution"],
+        "costs": {"llm_cost": str(run["llm_cost"]), "total_cost": str(run["total_cost"])},
+        "audit": [
+            {
+                "at": _iso(a["created_at"]),
+                "step": a["step"],
+                "actor": a["actor"],
+                "event": a["event"],
+                "detail": a["detail"],
+            }
+            for a in audit
+        ],
+        "created_at": _iso(run["created_at"]),
+        "updated_at": _iso(run["updated_at"]),
+        "completed_at": _iso(run["completed_at"]),
+    }

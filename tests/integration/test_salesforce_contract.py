@@ -1,0 +1,310 @@
+"""SalesforceCRM against a local server speaking Salesforce REST: exact requests, errors."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from datetime import timedelta
+from decimal import Decimal
+from urllib.parse import parse_qs
+
+import httpx
+import pytest
+
+from services.errors import AuthenticationError, IntegrationError, NotFoundError
+from services.retry import RetryPolicy
+from services.salesforce import CASE_FIELDS, SalesforceCRM
+from tests.fakes.vendor_servers import CONTRACT_NOW, FakeSalesforce, contract_dataset
+
+DATASET = contract_dataset()
+ACME = "001A00000000001AAA"
+CASE = "500A00000000001AAA"
+API = "/services/data/v60.0"
+
+
+@pytest.fixture
+def salesforce() -> Iterator[FakeSalesforce]:
+    with FakeSalesforce(dataset=DATASET) as server:
+        yield server
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient() as client:
+        yield client
+
+
+@pytest.fixture
+def crm(salesforce: FakeSalesforce, http: httpx.AsyncClient) -> SalesforceCRM:
+    return SalesforceCRM(
+        http_client=http,
+        base_url=salesforce.url,
+        access_token=salesforce.token,
+        api_version="v60.0",
+        timeout=2.0,
+    )
+
+
+async def test_get_case_reads_the_named_fields_with_the_bearer_token(
+    crm: SalesforceCRM, salesforce: FakeSalesforce
+) -> None:
+    case = await crm.get_case(case_id=CASE)
+
+    assert case == DATASET.cases[CASE]
+    (request,) = salesforce.requests
+    assert request.method == "GET"
+    assert request.path == f"{API}/sobjects/Case/{CASE}"
+    assert request.params == {"fields": [",".join(CASE_FIELDS)]}
+    assert request.header("Authorization") == f"Bearer {salesforce.token}"
+
+
+async def test_case_amounts_and_outage_hours_are_exact_decimals(crm: SalesforceCRM) -> None:
+    case = await crm.get_case(case_id="500A00000000002AAA")
+
+    assert case.amount == Decimal("12.34") and str(case.amount) == "12.34"
+    assert case.outage_hours == Decimal("6.5")
+    assert case.currency == "usd"
+
+
+async def test_multi_currency_org_reads_currency_iso_code(http: httpx.AsyncClient) -> None:
+    with FakeSalesforce(dataset=DATASET, multi_currency=True) as server:
+        server.cases[CASE]["CurrencyIsoCode"] = "EUR"
+        crm = SalesforceCRM(
+            http_client=http, base_url=server.url, access_token=server.token, multi_currency=True
+        )
+        case = await crm.get_case(case_id=CASE)
+
+    assert case.currency == "eur"
+    assert "CurrencyIsoCode" in server.requests[0].param("fields").split(",")  # type: ignore[union-attr]
+
+
+async def test_picklist_labels_become_dispute_type_values(
+    crm: SalesforceCRM, salesforce: FakeSalesforce
+) -> None:
+    salesforce.cases[CASE]["Dispute_Type__c"] = "Duplicate Charge"
+
+    case = await crm.get_case(case_id=CASE)
+
+    assert case.dispute_type == "duplicate_charge"
+
+
+async def test_get_account_maps_segment_and_external_ids(
+    crm: SalesforceCRM, salesforce: FakeSalesforce
+) -> None:
+    account = await crm.get_account(account_id=ACME)
+
+    assert account == DATASET.accounts[ACME]
+    assert salesforce.requests[0].path == f"{API}/sobjects/Account/{ACME}"
+    assert salesforce.requests[0].param("fields") == (
+        "Id,Name,Type,Customer_Segment__c,Email__c,BillingCountry,BillingState,"
+        "Stripe_Customer_Id__c,Zuora_Account_Id__c"
+    )
+
+
+async def test_unknown_segment_is_an_error_not_a_guess(
+    crm: SalesforceCRM, salesforce: FakeSalesforce
+) -> None:
+    salesforce.accounts[ACME]["Customer_Segment__c"] = "Platinum"
+
+    with pytest.raises(IntegrationError, match="unknown segment") as caught:
+        await crm.get_account(account_id=ACME)
+    assert not caught.value.retryable
+
+
+async def test_list_account_disputes_sends_soql_and_follows_next_records_url(
+    http: httpx.AsyncClient,
+) -> None:
+    with FakeSalesforce(dataset=DATASET, page_size=1) as server:
+        server.cases["500A00000000009AAA"] = {
+            **server.cases[CASE],
+            "Id": "500A00000000009AAA",
+            "Dispute_Type__c": None,  # a non-dispute case of the same account
+        }
+        crm = SalesforceCRM(http_client=http, base_url=server.url, access_token=server.token)
+        disputes = await crm.list_account_disputes(
+            account_id=ACME, since=CONTRACT_NOW - timedelta(days=90)
+        )
+
+    # Cases 1-3 are Acme's disputes within 90 days, newest first; 4 is older, 5 is Finch's.
+    assert [c.case_id for c in disputes] == [
+        "500A00000000001AAA",
+        "500A00000000002AAA",
+        "500A00000000003AAA",
+    ]
+    assert disputes[1] == DATASET.cases["500A00000000002AAA"]
+    first, *pages = server.requests
+    assert first.path == f"{API}/query"
+    assert first.params["q"] == [
+        f"SELECT {', '.join(CASE_FIELDS)} FROM Case"
+        f" WHERE AccountId = '{ACME}' AND CreatedDate >= 2025-03-04T12:00:00Z"
+        " AND Dispute_Type__c != null ORDER BY CreatedDate DESC"
+    ]
+    assert len(pages) == 2
+    assert all(p.path.startswith(f"{API}/query/01g") and not p.query for p in pages)
+    assert all(p.header("Authorization") == f"Bearer {server.token}" for p in server.requests)
+
+
+async def test_soql_literal_cannot_be_broken_out_of(
+    crm: SalesforceCRM, salesforce: FakeSalesforce
+) -> None:
+    hostile = f"{ACME}' OR AccountId != '"
+
+    disputes = await crm.list_account_disputes(
+        account_id=hostile, since=CONTRACT_NOW - timedelta(days=365)
+    )
+
+    assert disputes == []
+    (q,) = parse_qs(salesforce.requests[0].query)["q"]
+    assert f"AccountId = '{ACME}\\' OR AccountId != \\''" in q
+
+
+async def test_next_records_url_on_another_host_is_refused(
+    crm: SalesforceCRM, salesforce: FakeSalesforce
+) -> None:
+    salesforce.fail(
+        200,
+        body={
+            "totalSize": 2,
+            "done": False,
+            "records": [],
+            "nextRecordsUrl": "https://attacker.example/services/data/v60.0/query/01g-1",
+        },
+        path=f"{API}/query",
+    )
+
+    with pytest.raises(IntegrationError, match="outside the instance"):
+        await crm.list_account_disputes(account_id=ACME, since=CONTRACT_NOW)
+    assert len(salesforce.requests) == 1
+
+
+async def test_record_outcome_patches_the_case_once_per_key(
+    crm: SalesforceCRM, salesforce: FakeSalesforce
+) -> None:
+    await crm.record_outcome(
+        case_id=CASE, status="Closed", summary="Refunded 49.99", idempotency_key="run-1:case"
+    )
+    await crm.record_outcome(
+        case_id=CASE, status="Closed", summary="Refunded 49.99", idempotency_key="run-1:case"
+    )
+
+    patches = salesforce.requests_to(f"{API}/sobjects/Case/{CASE}", method="PATCH")
+    assert len(patches) == 1
+    assert patches[0].header("Content-Type") == "application/json"
+    assert patches[0].json() == {
+        "Status": "Closed",
+        "Resolution_Summary__c": "Refunded 49.99",
+        "Resolution_Key__c": "run-1:case",
+    }
+    reads = salesforce.requests_to(f"{API}/sobjects/Case/{CASE}", method="GET")
+    assert [r.param("fields") for r in reads] == ["Id,Resolution_Key__c"] * 2
+    row = salesforce.cases[CASE]
+    assert (row["Status"], row["Resolution_Key__c"]) == ("Closed", "run-1:case")
+
+
+async def test_replayed_outcome_does_not_undo_a_later_manual_edit(
+    crm: SalesforceCRM, salesforce: FakeSalesforce
+) -> None:
+    await crm.record_outcome(case_id=CASE, status="Closed", summary="s", idempotency_key="k1")
+    salesforce.cases[CASE]["Status"] = "Escalated"  # an agent reopened it by hand
+
+    await crm.record_outcome(case_id=CASE, status="Closed", summary="s", idempotency_key="k1")
+
+    assert salesforce.cases[CASE]["Status"] == "Escalated"
+
+
+async def test_a_new_key_writes_a_new_outcome(
+    crm: SalesforceCRM, salesforce: FakeSalesforce
+) -> None:
+    await crm.record_outcome(case_id=CASE, status="Pending", summary="a", idempotency_key="k1")
+    await crm.record_outcome(case_id=CASE, status="Closed", summary="b", idempotency_key="k2")
+
+    assert salesforce.cases[CASE]["Status"] == "Closed"
+    assert salesforce.cases[CASE]["Resolution_Summary__c"] == "b"
+
+
+async def test_unauthorized_is_an_authentication_error_without_the_token(
+    salesforce: FakeSalesforce, http: httpx.AsyncClient
+) -> None:
+    crm = SalesforceCRM(http_client=http, base_url=salesforce.url, access_token="expired-secret")
+
+    with pytest.raises(AuthenticationError) as caught:
+        await crm.get_case(case_id=CASE)
+
+    assert not caught.value.retryable
+    assert "expired-secret" not in str(caught.value)
+    assert salesforce.requests[0].header("Authorization") == "Bearer expired-secret"
+
+
+async def test_unknown_case_is_not_found(crm: SalesforceCRM) -> None:
+    with pytest.raises(NotFoundError, match="500A0000000000XAAA"):
+        await crm.get_case(case_id="500A0000000000XAAA")
+
+
+async def test_ids_cannot_walk_the_path(crm: SalesforceCRM, salesforce: FakeSalesforce) -> None:
+    with pytest.raises(NotFoundError):
+        await crm.get_case(case_id="../Account/001A00000000001AAA")
+    assert salesforce.requests[0].path.endswith("/sobjects/Case/..%2FAccount%2F001A00000000001AAA")
+
+
+async def test_rate_limit_is_retryable_with_retry_after(
+    crm: SalesforceCRM, salesforce: FakeSalesforce
+) -> None:
+    salesforce.fail(429, headers={"Retry-After": "7"})
+
+    with pytest.raises(IntegrationError) as caught:
+        await crm.get_case(case_id=CASE)
+
+    assert caught.value.retryable
+    assert caught.value.retry_after == 7.0
+    assert caught.value.status == 429
+
+
+async def test_daily_api_limit_is_not_retried(
+    crm: SalesforceCRM, salesforce: FakeSalesforce
+) -> None:
+    salesforce.fail(
+        403,
+        body=[{"message": "TotalRequests Limit exceeded.", "errorCode": "REQUEST_LIMIT_EXCEEDED"}],
+    )
+
+    with pytest.raises(IntegrationError, match="REQUEST_LIMIT_EXCEEDED") as caught:
+        await crm.get_case(case_id=CASE)
+    assert not caught.value.retryable
+
+
+async def test_server_error_is_retryable(crm: SalesforceCRM, salesforce: FakeSalesforce) -> None:
+    salesforce.fail(500)
+
+    with pytest.raises(IntegrationError) as caught:
+        await crm.get_account(account_id=ACME)
+
+    assert caught.value.retryable and caught.value.status == 500
+
+
+async def test_timeout_is_retryable(salesforce: FakeSalesforce, http: httpx.AsyncClient) -> None:
+    crm = SalesforceCRM(
+        http_client=http, base_url=salesforce.url, access_token=salesforce.token, timeout=0.2
+    )
+    salesforce.stall(2.0)
+
+    with pytest.raises(IntegrationError, match="timed out") as caught:
+        await crm.get_case(case_id=CASE)
+    assert caught.value.retryable
+
+
+async def test_retry_policy_rides_out_a_rate_limit_and_an_outage(
+    crm: SalesforceCRM, salesforce: FakeSalesforce
+) -> None:
+    salesforce.fail(429, headers={"Retry-After": "3"})
+    salesforce.fail(503)
+    slept: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        slept.append(seconds)
+
+    policy = RetryPolicy(max_attempts=3, base_delay=0.1, sleep=sleep, random_fraction=lambda: 0)
+    case = await policy(lambda: crm.get_case(case_id=CASE), operation="crm.case")
+
+    assert case.case_id == CASE
+    assert len(salesforce.requests) == 3
+    assert slept[0] >= 3.0  # Retry-After honoured
+    assert len(slept) == 2
