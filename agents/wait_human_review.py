@@ -20,13 +20,13 @@ async def wait_human_review(
     On resume LangGraph re-runs this node from its start, so nothing before `interrupt()`
     may have side effects: the notification was sent by send_human_review.
     """
-    review = state.get("review") or {}
+    review = state.get("review")
     round_ = len(state.get("decisions", [])) + 1
     raw = interrupt(
         {
             "run_id": state["run_id"],
             "round": round_,
-            "required_approvals": review.get("required_approvals", 1),
+            "required_approvals": review["required_approvals"] if review else 1,
         }
     )
     decision = ReviewDecision.model_validate(raw)

@@ -45,7 +45,7 @@ def open_database(url: str | None, data_dir: Path) -> Database:
 
     pgdata = (data_dir / "postgres").resolve()
     pgdata.mkdir(parents=True, exist_ok=True)
-    server = pgserver.get_server(pgdata, cleanup_mode="stop")
+    server = pgserver.get_server(pgdata, cleanup_mode="stop")  # type: ignore[attr-defined]
     log.info("embedded PostgreSQL at %s", pgdata)
     return Database(url=server.get_uri(), embedded=server)
 

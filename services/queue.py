@@ -14,7 +14,7 @@ import boto3
 log = logging.getLogger(__name__)
 
 # Credentials for the embedded endpoint only; it checks none. Real queues use boto3's chain.
-_EMBEDDED_CREDENTIALS = {"aws_access_key_id": "embedded", "aws_secret_access_key": "embedded"}
+_EMBEDDED_KEY = "embedded"
 
 
 @dataclass
@@ -46,8 +46,13 @@ class DisputeQueue:
 
 
 def sqs_client(*, region: str, endpoint_url: str | None, embedded: bool = False) -> Any:
-    credentials = _EMBEDDED_CREDENTIALS if embedded else {}
-    return boto3.client("sqs", region_name=region, endpoint_url=endpoint_url, **credentials)
+    return boto3.client(
+        "sqs",
+        region_name=region,
+        endpoint_url=endpoint_url,
+        aws_access_key_id=_EMBEDDED_KEY if embedded else None,
+        aws_secret_access_key=_EMBEDDED_KEY if embedded else None,
+    )
 
 
 def ensure_queue(client: Any, *, name: str, max_receive_count: int, visibility: int) -> str:

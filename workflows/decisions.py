@@ -69,7 +69,7 @@ async def record_decision(
         if violations:
             raise InvalidRequestError(f"modified resolution refused: {describe(violations)}")
     review = ReviewDecision(
-        decision=decision,  # type: ignore[arg-type]
+        decision=decision,
         reviewer=reviewer,
         comments=comments,
         modified_resolution=modified,

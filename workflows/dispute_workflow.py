@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
-from typing import Any, Literal
+from collections.abc import Awaitable
+from typing import Any, Literal, Protocol
 
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.errors import GraphBubbleUp
@@ -27,7 +27,13 @@ from workflows.context import WorkflowContext
 
 log = logging.getLogger(__name__)
 
-Node = Callable[[DisputeState, Runtime[WorkflowContext]], Awaitable[dict[str, Any]]]
+
+class Node(Protocol):
+    def __call__(
+        self, state: DisputeState, *, runtime: Runtime[WorkflowContext]
+    ) -> Awaitable[dict[str, Any]]: ...
+
+
 DisputeGraph = CompiledStateGraph[DisputeState, WorkflowContext, DisputeState, DisputeState]
 
 
@@ -47,9 +53,9 @@ def guarded(name: str, node: Node) -> Node:
     so the checkpoint stays before this node and the run can be driven again later.
     """
 
-    async def run(state: DisputeState, runtime: Runtime[WorkflowContext]) -> dict[str, Any]:
+    async def run(state: DisputeState, *, runtime: Runtime[WorkflowContext]) -> dict[str, Any]:
         try:
-            update = await node(state, runtime)
+            update = await node(state, runtime=runtime)
         except GraphBubbleUp:
             raise  # interrupt(): not an error
         except PaymentsAgentError as exc:
@@ -133,7 +139,7 @@ def after_execute(state: DisputeState) -> Literal["store_results", "handle_error
 
 
 def after_store(state: DisputeState) -> Literal["handle_error", "__end__"]:
-    return "handle_error" if _failed(state) else END
+    return "handle_error" if _failed(state) else "__end__"
 
 
 NODES: dict[str, Node] = {

@@ -164,13 +164,15 @@ class WorkflowRunner:
         snapshot = await self.graph.aget_state(self._config(run_id))
         values = dict(snapshot.values)
         awaiting = await self.awaiting_round(run_id)
+        status: str
+        step: str | None
         if awaiting is not None:
             status, step = "pending", "wait_human_review"
         elif snapshot.next:
             # Stopped between steps without an interrupt: only a crash does that; keep running.
             status, step = "running", values.get("current_step")
         else:
-            status, step = values.get("status", "failed"), values.get("current_step")
+            status, step = str(values.get("status", "failed")), values.get("current_step")
         columns = self._columns(values, step)
         columns["status"] = status
         columns["human_review_data"] = {
