@@ -1,0 +1,118 @@
+"""A worker killed with SIGKILL while a run waits for review loses nothing.
+
+publish → the run pauses at review → SIGKILL the worker → post a decision to the API
+process over HTTP → a new worker resumes the same run_id from its checkpoint → executed
+exactly once.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import psycopg
+import pytest
+from moto.server import ThreadedMotoServer
+from psycopg.rows import dict_row
+
+from services.queue import ensure_queue, sqs_client
+from tests.e2e.conftest import Processes, free_port, wait_for
+
+CASE_ID = "500Dn0000IoYa3aIQC"  # sandbox: cancellation not processed, $99.00, valid
+
+
+@pytest.fixture
+def sqs() -> Iterator[tuple[Any, str, str]]:
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    endpoint = f"http://{host}:{port}"
+    client = sqs_client(region="us-east-1", endpoint_url=endpoint, embedded=True)
+    url = ensure_queue(client, name="disputes", max_receive_count=3, visibility=30)
+    yield client, url, endpoint
+    server.stop()
+
+
+def query(url: str, sql: str, *params: Any) -> list[dict[str, Any]]:
+    with psycopg.connect(url, row_factory=dict_row) as conn:
+        return conn.execute(sql, params).fetchall()
+
+
+@pytest.mark.slow
+def test_killed_worker_resumes_from_checkpoint_and_pays_once(
+    processes: Processes, postgres_url: str, sqs: tuple[Any, str, str]
+) -> None:
+    client, queue_url, endpoint = sqs
+    api_port = free_port()
+    queue_env = {
+        "SQS_QUEUE_URL": queue_url,
+        "SQS_ENDPOINT_URL": endpoint,
+        "WORKER_WAIT_TIME_SECONDS": "1",
+        "WORKER_SWEEP_INTERVAL_SECONDS": "2",
+        "API_PORT": str(api_port),
+    }
+    api = processes.start("--api", name="api", **queue_env)
+    worker = processes.start(name="worker-1", **queue_env)
+
+    client.send_message(
+        QueueUrl=queue_url,
+        MessageBody=json.dumps(
+            {"type": "dispute.created", "event_id": f"evt_{uuid.uuid4().hex}", "case_id": CASE_ID}
+        ),
+    )
+    run = wait_for(
+        lambda: query(postgres_url, "SELECT * FROM workflow_states WHERE status = 'pending'"),
+        timeout=90,
+        what="the run to pause for review:\n" + processes.output("worker-1"),
+    )[0]
+    run_id = str(run["run_id"])
+
+    worker.send_signal(signal.SIGKILL)
+    worker.wait(timeout=10)
+
+    base = f"http://127.0.0.1:{api_port}"
+    wait_for(lambda: _answers(f"{base}/health"), timeout=60, what="the API")
+    response = httpx.post(
+        f"{base}/human-review/decision",
+        json={
+            "run_id": run_id,
+            "case_id": CASE_ID,
+            "decision": "approved",
+            "reviewer_name": "alice",
+            "comments": "verified",
+        },
+        timeout=10,
+    )
+    assert response.status_code == 202, response.text
+    assert query(postgres_url, "SELECT status FROM workflow_states")[0]["status"] == "pending"
+
+    processes.start(name="worker-2", **queue_env)
+    wait_for(
+        lambda: query(
+            postgres_url, "SELECT 1 FROM workflow_states WHERE status = 'completed'"
+        ),
+        timeout=90,
+        what="the new worker to complete the run:\n" + processes.output("worker-2"),
+    )
+    runs = query(postgres_url, "SELECT run_id, status FROM workflow_states")
+    assert [(str(r["run_id"]), r["status"]) for r in runs] == [(run_id, "completed")]
+    refunds = query(postgres_url, "SELECT * FROM sandbox_ledger WHERE kind = 'refund'")
+    assert [r["idempotency_key"] for r in refunds] == [f"{run_id}:refund"]
+    executed = query(
+        postgres_url,
+        "SELECT * FROM audit_events WHERE run_id = %s AND event = 'refund_executed'",
+        run_id,
+    )
+    assert len(executed) == 1
+    assert api.poll() is None
+
+
+def _answers(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False

@@ -1,0 +1,43 @@
+"""The migrations build exactly the schema the code declares, and can be undone."""
+
+from __future__ import annotations
+
+from alembic import command
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import create_engine, inspect
+
+from models.tables import metadata
+from services.database import alembic_config, schema_status, to_sqlalchemy_url
+
+SEED_COLUMNS = [
+    "id", "run_id", "case_id", "customer_id", "status", "current_step", "crm_data",
+    "billing_data", "payment_data", "resolution_proposal", "human_review_data",
+    "final_resolution", "llm_cost", "total_cost", "cost_breakdown", "created_at",
+    "updated_at", "completed_at",
+]  # fmt: skip
+
+
+def test_migrated_schema_matches_the_models(postgres_url: str) -> None:
+    engine = create_engine(to_sqlalchemy_url(postgres_url))
+    try:
+        with engine.connect() as conn:
+            diff = compare_metadata(MigrationContext.configure(conn), metadata)
+            columns = [c["name"] for c in inspect(conn).get_columns("workflow_states")]
+            indexes = {i["name"] for i in inspect(conn).get_indexes("workflow_states")}
+    finally:
+        engine.dispose()
+    assert diff == []
+    assert columns == SEED_COLUMNS
+    assert {
+        f"idx_workflow_states_{c}"
+        for c in ("run_id", "case_id", "status", "current_step", "created_at")
+    } <= indexes
+
+
+def test_downgrade_and_upgrade_round_trip(postgres_url: str) -> None:
+    command.downgrade(alembic_config(postgres_url), "base")
+    assert schema_status(postgres_url)[0] is None
+    command.upgrade(alembic_config(postgres_url), "head")
+    current, head = schema_status(postgres_url)
+    assert current == head
