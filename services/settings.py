@@ -33,6 +33,7 @@ class Settings(BaseSettings):
     sqs_endpoint_url: str | None = None
     sqs_queue_name: str = "dispute-events"
     sqs_max_receive_count: int = Field(default=5, ge=1)
+    embedded_sqs_port: int = Field(default=9324, ge=0, le=65535)
     worker_max_in_flight: int = Field(default=4, ge=1, le=64)
     worker_visibility_timeout_seconds: int = Field(default=60, ge=10)
     worker_wait_time_seconds: int = Field(default=10, ge=0, le=20)

@@ -3,17 +3,26 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
-from datetime import timedelta
+from datetime import UTC, datetime, time, timedelta
 from decimal import Decimal
 from urllib.parse import parse_qs
 
 import httpx
 import pytest
 
+from services.backends import build_integrations
 from services.errors import AuthenticationError, IntegrationError, NotFoundError
 from services.retry import RetryPolicy
 from services.salesforce import CASE_FIELDS, SalesforceCRM
-from tests.fakes.vendor_servers import CONTRACT_NOW, FakeSalesforce, contract_dataset
+from services.sandbox import SandboxDataset, load_dataset
+from services.settings import ConfigurationError, Settings
+from tests.fakes.vendor_servers import (
+    CONTRACT_NOW,
+    FakeSalesforce,
+    VendorServers,
+    contract_dataset,
+    vendor_servers,
+)
 
 DATASET = contract_dataset()
 ACME = "001A00000000001AAA"
@@ -308,3 +317,145 @@ async def test_retry_policy_rides_out_a_rate_limit_and_an_outage(
     assert len(salesforce.requests) == 3
     assert slept[0] >= 3.0  # Retry-After honoured
     assert len(slept) == 2
+
+
+# All three real backends, built from settings, over the built-in sandbox dataset.
+
+SANDBOX_NOW = datetime.now(UTC)
+
+
+def at_vendor_precision(dataset: SandboxDataset) -> SandboxDataset:
+    """The dataset as the vendors can carry it: Salesforce keeps milliseconds, Stripe
+    seconds, and Zuora dates only (read back as midnight UTC)."""
+
+    def millis(moment: datetime) -> datetime:
+        return moment.replace(microsecond=moment.microsecond // 1000 * 1000)
+
+    def day(moment: datetime | None) -> datetime | None:
+        if moment is None:
+            return None
+        return datetime.combine(moment.astimezone(UTC).date(), time(), tzinfo=UTC)
+
+    return SandboxDataset(
+        accounts=dataset.accounts,
+        cases={
+            k: c.model_copy(update={"created_at": millis(c.created_at)})
+            for k, c in dataset.cases.items()
+        },
+        billing={
+            k: b.model_copy(
+                update={
+                    "subscriptions": [
+                        s.model_copy(
+                            update={
+                                "start_date": day(s.start_date),
+                                "cancelled_at": day(s.cancelled_at),
+                            }
+                        )
+                        for s in b.subscriptions
+                    ]
+                }
+            )
+            for k, b in dataset.billing.items()
+        },
+        charges={
+            k: c.model_copy(update={"created_at": c.created_at.replace(microsecond=0)})
+            for k, c in dataset.charges.items()
+        },
+    )
+
+
+def real_backend_settings(servers: VendorServers) -> Settings:
+    values = {name.lower(): value for name, value in servers.environment().items()}
+    return Settings.model_validate(values)  # explicit values win over the environment
+
+
+async def test_real_backends_see_the_sandbox_dataset(http: httpx.AsyncClient) -> None:
+    dataset = load_dataset(SANDBOX_NOW)
+    expected = at_vendor_precision(dataset)
+    with vendor_servers(dataset) as servers:
+        integrations = build_integrations(
+            real_backend_settings(servers), dataset=None, ledger=None, http_client=http
+        )
+        try:
+            assert integrations.backends() == {
+                "crm": "salesforce",
+                "billing": "zuora",
+                "payments": "stripe",
+            }
+            for case_id, case in expected.cases.items():
+                assert await integrations.crm.get_case(case_id=case_id) == case
+            since = SANDBOX_NOW - timedelta(days=90)
+            for account_id, account in expected.accounts.items():
+                assert await integrations.crm.get_account(account_id=account_id) == account
+                disputes = await integrations.crm.list_account_disputes(
+                    account_id=account_id, since=since
+                )
+                assert {c.case_id for c in disputes} == {
+                    c.case_id
+                    for c in expected.cases.values()
+                    if c.account_id == account_id and c.created_at >= since
+                }
+                assert account.stripe_customer_id and account.zuora_account_id
+                charges = await integrations.payments.list_charges(
+                    customer_id=account.stripe_customer_id, limit=100
+                )
+                assert charges == sorted(
+                    (
+                        c
+                        for c in expected.charges.values()
+                        if c.customer_id == account.stripe_customer_id
+                    ),
+                    key=lambda c: c.created_at,
+                    reverse=True,
+                )
+                billing = await integrations.billing.get_billing(
+                    account_key=account.zuora_account_id
+                )
+                assert billing == expected.billing[account.zuora_account_id]
+            for charge_id, charge in expected.charges.items():
+                assert await integrations.payments.get_charge(charge_id=charge_id) == charge
+        finally:
+            await integrations.aclose()
+    assert not (servers.salesforce.errors or servers.zuora.errors or servers.stripe.errors)
+
+
+async def test_build_integrations_needs_the_dataset_for_sandbox_backends(
+    http: httpx.AsyncClient,
+) -> None:
+    with pytest.raises(ConfigurationError, match="sandbox dataset"):
+        build_integrations(
+            Settings.model_validate(
+                {
+                    "crm_backend": "sandbox",
+                    "billing_backend": "sandbox",
+                    "payment_backend": "sandbox",
+                }
+            ),
+            dataset=None,
+            ledger=None,
+            http_client=http,
+        )
+
+
+async def test_build_integrations_fails_fast_without_credentials(http: httpx.AsyncClient) -> None:
+    settings = Settings.model_validate(
+        {
+            "crm_backend": "sandbox",
+            "billing_backend": "sandbox",
+            "payment_backend": "stripe",
+            "payment_secret_key": None,
+        }
+    )
+
+    with pytest.raises(ConfigurationError, match="PAYMENT_SECRET_KEY"):
+        build_integrations(settings, dataset=None, ledger=None, http_client=http)
+
+
+async def test_build_integrations_uses_the_configured_attempts(http: httpx.AsyncClient) -> None:
+    with vendor_servers() as servers:
+        settings = real_backend_settings(servers).model_copy(update={"integration_max_attempts": 2})
+        integrations = build_integrations(settings, dataset=None, ledger=None, http_client=http)
+        await integrations.aclose()
+
+    assert integrations.retry.max_attempts == 2

@@ -1,0 +1,116 @@
+"""Choose and build the CRM, billing and payment backends named by the settings."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+import httpx
+import stripe
+
+from services.billing import BillingClient, SandboxBilling
+from services.crm import CRMClient, SandboxCRM
+from services.payments import PaymentGateway, SandboxPayments
+from services.retry import RetryPolicy
+from services.salesforce import SalesforceCRM
+from services.sandbox import SandboxDataset, SandboxLedger
+from services.settings import ConfigurationError, Settings
+from services.stripe_gateway import StripeGateway, new_stripe_client
+from services.zuora import ZuoraBilling
+
+
+@dataclass(frozen=True)
+class Integrations:
+    """The three external systems, plus the retry policy their calls run under."""
+
+    crm: CRMClient
+    billing: BillingClient
+    payments: PaymentGateway
+    retry: RetryPolicy
+    _closers: tuple[Callable[[], Awaitable[None]], ...] = field(default=(), repr=False)
+
+    def backends(self) -> dict[str, str]:
+        """Which backend each integration uses, as `/health` reports it."""
+        return {
+            "crm": self.crm.backend,
+            "billing": self.billing.backend,
+            "payments": self.payments.backend,
+        }
+
+    async def aclose(self) -> None:
+        """Close the clients built here (the injected httpx client stays the caller's)."""
+        for close in self._closers:
+            await close()
+
+
+def build_integrations(
+    settings: Settings,
+    *,
+    dataset: SandboxDataset | None,
+    ledger: SandboxLedger | None,
+    http_client: httpx.AsyncClient,
+    retry: RetryPolicy | None = None,
+) -> Integrations:
+    """Build the backends chosen by CRM_BACKEND, BILLING_BACKEND and PAYMENT_BACKEND."""
+    settings.check_backends()
+    timeout = settings.integration_timeout_seconds
+    closers: list[Callable[[], Awaitable[None]]] = []
+
+    def sandbox() -> tuple[SandboxDataset, SandboxLedger]:
+        if dataset is None or ledger is None:
+            raise ConfigurationError("a sandbox backend needs the sandbox dataset and ledger")
+        return dataset, ledger
+
+    crm: CRMClient
+    if settings.crm_backend == "salesforce":
+        assert settings.crm_base_url and settings.crm_access_token  # check_backends
+        crm = SalesforceCRM(
+            http_client=http_client,
+            base_url=settings.crm_base_url,
+            access_token=settings.crm_access_token.get_secret_value(),
+            api_version=settings.crm_api_version,
+            timeout=timeout,
+        )
+    else:
+        data, book = sandbox()
+        crm = SandboxCRM(dataset=data, ledger=book)
+
+    billing: BillingClient
+    if settings.billing_backend == "zuora":
+        assert settings.billing_base_url and settings.billing_access_token
+        billing = ZuoraBilling(
+            http_client=http_client,
+            base_url=settings.billing_base_url,
+            access_token=settings.billing_access_token.get_secret_value(),
+            timeout=timeout,
+        )
+    else:
+        data, book = sandbox()
+        billing = SandboxBilling(dataset=data, ledger=book)
+
+    payments: PaymentGateway
+    if settings.payment_backend == "stripe":
+        assert settings.payment_secret_key
+        stripe_http = stripe.HTTPXClient(timeout=timeout)
+        closers.append(stripe_http.close_async)
+        payments = StripeGateway(
+            client=new_stripe_client(
+                secret_key=settings.payment_secret_key.get_secret_value(),
+                api_base=settings.payment_api_base,
+                http_client=stripe_http,
+            )
+        )
+    else:
+        data, book = sandbox()
+        payments = SandboxPayments(dataset=data, ledger=book)
+
+    return Integrations(
+        crm=crm,
+        billing=billing,
+        payments=payments,
+        retry=retry or RetryPolicy(max_attempts=settings.integration_max_attempts),
+        _closers=tuple(closers),
+    )
+
+
+__all__ = ["Integrations", "build_integrations"]

@@ -1,0 +1,209 @@
+"""Stripe payments through the official SDK's `StripeClient`, asynchronously."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+import stripe
+
+from models.domain import Charge, RefundResult, RiskLevel, from_minor_units, to_minor_units
+from services.errors import (
+    AuthenticationError,
+    ConflictError,
+    IntegrationError,
+    InvalidRequestError,
+    NotFoundError,
+    PaymentsAgentError,
+)
+from services.retry import parse_retry_after
+
+logger = logging.getLogger(__name__)
+
+SYSTEM = "stripe"
+MAX_LIST_LIMIT = 100
+METADATA_VALUE_MAX_CHARS = 500
+IDEMPOTENCY_KEY_MAX_CHARS = 255
+RISK_LEVELS: dict[str, RiskLevel] = {
+    "normal": "normal",
+    "elevated": "elevated",
+    "highest": "highest",
+}
+# The domain converts amounts with two decimals; these currencies have zero or three.
+NON_TWO_DECIMAL_CURRENCIES = frozenset(
+    {"bif", "clp", "djf", "gnf", "jpy", "kmf", "krw", "mga", "pyg", "rwf", "ugx"}
+    | {"vnd", "vuv", "xaf", "xof", "xpf", "bhd", "jod", "kwd", "omr", "tnd"}
+)
+
+
+def new_stripe_client(
+    *, secret_key: str, api_base: str, http_client: stripe.HTTPClient
+) -> stripe.StripeClient:
+    """A StripeClient for `api_base` whose retries are left to the project's RetryPolicy."""
+    return stripe.StripeClient(
+        secret_key,
+        base_addresses={"api": api_base.rstrip("/")},
+        http_client=http_client,
+        max_network_retries=0,
+    )
+
+
+class StripeGateway:
+    """PaymentGateway backed by Stripe charges and refunds."""
+
+    backend = "stripe"
+
+    def __init__(self, *, client: stripe.StripeClient) -> None:
+        self._stripe = client
+
+    async def list_charges(self, *, customer_id: str, limit: int) -> list[Charge]:
+        """The customer's most recent charges, newest first."""
+        limit = max(1, min(limit, MAX_LIST_LIMIT))
+        try:
+            page = await self._stripe.v1.charges.list_async(
+                params={"customer": customer_id, "limit": limit}
+            )
+        except stripe.StripeError as exc:
+            raise _translate(exc, subject=f"charges of customer {customer_id}") from exc
+        charges = [_charge(item.to_dict()) for item in page.data]
+        return sorted(charges, key=lambda c: c.created_at, reverse=True)
+
+    async def get_charge(self, *, charge_id: str) -> Charge:
+        """One charge with its refunded amount and Radar's risk assessment."""
+        try:
+            charge = await self._stripe.v1.charges.retrieve_async(charge_id)
+        except stripe.StripeError as exc:
+            raise _translate(exc, subject=f"charge {charge_id}") from exc
+        return _charge(charge.to_dict())
+
+    async def refund(
+        self, *, charge_id: str, amount: Decimal, currency: str, reason: str, idempotency_key: str
+    ) -> RefundResult:
+        """Refund `amount` of the charge; Stripe replays the first result for a repeated key."""
+        _require_two_decimals(currency)
+        cents = to_minor_units(amount)
+        if cents <= 0:
+            raise InvalidRequestError("refund amount must be positive")
+        if not idempotency_key or len(idempotency_key) > IDEMPOTENCY_KEY_MAX_CHARS:
+            raise InvalidRequestError("idempotency key must have 1 to 255 characters")
+        try:
+            refund = await self._stripe.v1.refunds.create_async(
+                params={
+                    "charge": charge_id,
+                    "amount": cents,
+                    "reason": "requested_by_customer",
+                    "metadata": {
+                        "resolution_reason": reason[:METADATA_VALUE_MAX_CHARS],
+                        "idempotency_key": idempotency_key,
+                    },
+                },
+                options={"idempotency_key": idempotency_key},
+            )
+        except stripe.StripeError as exc:
+            raise _translate(exc, subject=f"refund of charge {charge_id}") from exc
+        data = refund.to_dict()
+        refund_currency = str(data["currency"]).lower()
+        if refund_currency != currency.lower():
+            logger.warning(
+                "refund %s is in %s, requested %s", data["id"], refund_currency, currency
+            )
+        refunded_charge = data.get("charge")
+        if isinstance(refunded_charge, Mapping):
+            refunded_charge = refunded_charge.get("id")
+        return RefundResult(
+            refund_id=str(data["id"]),
+            charge_id=str(refunded_charge or charge_id),
+            amount=from_minor_units(int(data["amount"])),
+            currency=refund_currency,
+            status=str(data.get("status") or "pending"),
+            idempotency_key=idempotency_key,
+        )
+
+
+def _require_two_decimals(currency: str) -> None:
+    if currency.lower() in NON_TWO_DECIMAL_CURRENCIES:
+        raise InvalidRequestError(f"currency {currency} is not supported (not two-decimal)")
+
+
+def _charge(data: Mapping[str, Any]) -> Charge:
+    currency = str(data["currency"]).lower()
+    if currency in NON_TWO_DECIMAL_CURRENCIES:
+        raise IntegrationError(
+            f"charge {data.get('id')} is in unsupported currency {currency}",
+            system=SYSTEM,
+            retryable=False,
+        )
+    customer = data.get("customer")
+    if isinstance(customer, Mapping):
+        customer = customer.get("id")
+    outcome = data.get("outcome") or {}
+    risk_score = outcome.get("risk_score")
+    return Charge(
+        charge_id=str(data["id"]),
+        customer_id=str(customer or ""),
+        amount=from_minor_units(int(data["amount"])),
+        amount_refunded=from_minor_units(int(data.get("amount_refunded") or 0)),
+        currency=currency,
+        refunded=bool(data.get("refunded", False)),
+        status=str(data.get("status") or ""),
+        description=str(data.get("description") or ""),
+        created_at=datetime.fromtimestamp(int(data["created"]), UTC),
+        risk_level=RISK_LEVELS.get(str(outcome.get("risk_level")), "unknown"),
+        risk_score=int(risk_score) if risk_score is not None else None,
+    )
+
+
+def _header(headers: Mapping[str, str] | None, name: str) -> str | None:
+    for key, value in (headers or {}).items():
+        if key.lower() == name:
+            return value
+    return None
+
+
+def _translate(exc: stripe.StripeError, *, subject: str) -> PaymentsAgentError:
+    """Map an SDK error to the project's exception; the vendor's auth messages are dropped."""
+    status = exc.http_status
+    code = exc.code
+    message = exc.user_message or type(exc).__name__
+    headers = exc.headers
+    if isinstance(exc, stripe.APIConnectionError):
+        return IntegrationError(
+            f"{subject}: network error or timeout", system=SYSTEM, retryable=True
+        )
+    if isinstance(exc, stripe.AuthenticationError | stripe.PermissionError) or status in (401, 403):
+        return AuthenticationError(f"{SYSTEM}: credentials rejected (HTTP {status})")
+    if isinstance(exc, stripe.IdempotencyError):
+        # The key was used before with different parameters: not the same decision.
+        return ConflictError(f"{SYSTEM}: {subject}: {message}")
+    if isinstance(exc, stripe.RateLimitError) or status == 429:
+        return IntegrationError(
+            f"{subject}: rate limited",
+            system=SYSTEM,
+            retryable=True,
+            retry_after=parse_retry_after(_header(headers, "retry-after")),
+            status=status,
+        )
+    if status == 404 or code == "resource_missing":
+        return NotFoundError(f"{SYSTEM}: {subject}: {message}")
+    if code == "charge_already_refunded":
+        return ConflictError(f"{SYSTEM}: {subject}: {message}")
+    should_retry = _header(headers, "stripe-should-retry")
+    if status is None or status >= 500 or status == 409:
+        return IntegrationError(
+            f"{subject}: HTTP {status}: {message}",
+            system=SYSTEM,
+            retryable=should_retry != "false",
+            retry_after=parse_retry_after(_header(headers, "retry-after")),
+            status=status,
+        )
+    if isinstance(exc, stripe.InvalidRequestError):
+        return InvalidRequestError(f"{SYSTEM}: {subject}: {message}")
+    return IntegrationError(
+        f"{subject}: HTTP {status}: {message}", system=SYSTEM, retryable=False, status=status
+    )
+
+
+__all__ = ["StripeGateway", "new_stripe_client"]

@@ -1,0 +1,1370 @@
+"""Local HTTP servers that speak Salesforce, Zuora and Stripe wire formats.
+
+Each server listens on 127.0.0.1 (a free port), runs in a background thread, records every
+request it receives, and can be told to fail: `fail(status, ...)` answers the next matching
+requests with the vendor's own error body, `stall(seconds)` delays them (for timeouts), and
+`drop_response()` executes them but closes the connection before answering (a response lost
+after the money moved). They are seeded from a `SandboxDataset`, so a real backend pointed
+at them sees the same customers, cases, subscriptions and charges as sandbox mode.
+
+    with vendor_servers(dataset) as servers:
+        env = servers.environment()   # CRM_BACKEND=salesforce, CRM_BASE_URL=..., ...
+
+or one at a time: `with FakeStripe(dataset=dataset) as stripe_server: ...`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import re
+import secrets
+import threading
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, ClassVar, Self
+from urllib.parse import parse_qs, parse_qsl, urlsplit
+
+from models.domain import (
+    BillingData,
+    Charge,
+    CRMAccount,
+    CRMCase,
+    Subscription,
+    to_minor_units,
+)
+from services.sandbox import SandboxDataset
+
+# Requests, replies and the server machinery shared by the three vendors.
+
+
+def dump_json(value: Any) -> bytes:
+    """JSON with Decimals written as exact numbers, as the vendors' servers write them."""
+
+    def encode(item: Any) -> str:
+        if isinstance(item, Decimal):
+            return format(item, "f")
+        if isinstance(item, dict):
+            return (
+                "{" + ",".join(f"{json.dumps(str(k))}:{encode(v)}" for k, v in item.items()) + "}"
+            )
+        if isinstance(item, list | tuple):
+            return "[" + ",".join(encode(v) for v in item) + "]"
+        return json.dumps(item)
+
+    return encode(value).encode()
+
+
+@dataclass(frozen=True)
+class RecordedRequest:
+    """One request as the server received it."""
+
+    method: str
+    path: str
+    query: str
+    headers: Mapping[str, str]  # names lower-cased
+    body: bytes
+
+    @property
+    def params(self) -> dict[str, list[str]]:
+        return parse_qs(self.query, keep_blank_values=True)
+
+    def param(self, name: str) -> str | None:
+        values = self.params.get(name)
+        return values[0] if values else None
+
+    def header(self, name: str) -> str | None:
+        return self.headers.get(name.lower())
+
+    def json(self) -> Any:
+        return json.loads(self.body, parse_float=Decimal)
+
+    def form(self) -> dict[str, str]:
+        return dict(parse_qsl(self.body.decode(), keep_blank_values=True))
+
+
+@dataclass(frozen=True)
+class Reply:
+    status: int
+    body: bytes = b""
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def json(cls, status: int, payload: Any, headers: Mapping[str, str] | None = None) -> Reply:
+        return cls(
+            status, dump_json(payload), {"Content-Type": "application/json", **(headers or {})}
+        )
+
+
+@dataclass
+class _Scripted:
+    method: str | None
+    path: str | None
+    remaining: int
+    reply: Reply | None = None
+    delay: float = 0.0
+    drop_response: bool = False
+    hold: float = 0.0
+
+    def matches(self, request: RecordedRequest) -> bool:
+        return (self.method is None or self.method.upper() == request.method) and (
+            self.path is None or request.path.startswith(self.path)
+        )
+
+
+class _HTTPServer(ThreadingHTTPServer):
+    daemon_threads = True
+    vendor: VendorServer
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A client that timed out and hung up is part of the tests, not a server fault.
+        pass
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    # Headers and body go out in two writes; without this, Nagle's algorithm and the
+    # client's delayed ACK add 40 ms to every keep-alive request.
+    disable_nagle_algorithm = True
+    server: _HTTPServer
+
+    def do_GET(self) -> None:
+        self._serve()
+
+    def do_POST(self) -> None:
+        self._serve()
+
+    def do_PATCH(self) -> None:
+        self._serve()
+
+    def do_DELETE(self) -> None:
+        self._serve()
+
+    def _serve(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length else b""
+        split = urlsplit(self.path)
+        request = RecordedRequest(
+            method=self.command,
+            path=split.path,
+            query=split.query,
+            headers={name.lower(): value for name, value in self.headers.items()},
+            body=body,
+        )
+        reply = self.server.vendor.dispatch(request)
+        if reply is None:
+            self.close_connection = True  # executed, but the client never hears back
+            return
+        self.send_response(reply.status)
+        for name, value in reply.headers.items():
+            self.send_header(name, value)
+        self.send_header("Content-Length", str(len(reply.body)))
+        self.end_headers()
+        self.wfile.write(reply.body)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+class VendorServer:
+    """A vendor's API on 127.0.0.1: start/stop (or `with`), recorded requests, failures."""
+
+    system: ClassVar[str] = "vendor"
+
+    def __init__(self, *, token: str) -> None:
+        self.token = token
+        self._lock = threading.RLock()
+        self._stopping = threading.Event()
+        self._requests: list[RecordedRequest] = []
+        self._script: list[_Scripted] = []
+        self._httpd: _HTTPServer | None = None
+        self._thread: threading.Thread | None = None
+        self.errors: list[str] = []  # exceptions raised by the fake itself
+
+    # lifecycle
+
+    def start(self) -> Self:
+        httpd = _HTTPServer(("127.0.0.1", 0), _Handler)
+        httpd.vendor = self
+        self._httpd = httpd
+        self._stopping.clear()
+        self._thread = threading.Thread(
+            target=httpd.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name=f"fake-{self.system}",
+            daemon=True,
+        )
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stopping.set()
+        if self._httpd is not None:
+            self._httpd.shutdown()
+            self._httpd.server_close()
+            self._httpd = None
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+            self._thread = None
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    @property
+    def url(self) -> str:
+        if self._httpd is None:
+            raise RuntimeError(f"fake {self.system} server is not running")
+        host, port = self._httpd.server_address[:2]
+        return f"http://{host!s}:{port}"
+
+    # what was received
+
+    @property
+    def requests(self) -> list[RecordedRequest]:
+        with self._lock:
+            return list(self._requests)
+
+    def requests_to(self, path: str, method: str | None = None) -> list[RecordedRequest]:
+        """Received requests whose path starts with `path` (and with `method`, if given)."""
+        return [
+            r
+            for r in self.requests
+            if r.path.startswith(path) and (method is None or r.method == method.upper())
+        ]
+
+    def clear_requests(self) -> None:
+        with self._lock:
+            self._requests.clear()
+
+    # scripted behaviour
+
+    def fail(
+        self,
+        status: int,
+        *,
+        message: str | None = None,
+        body: Any = None,
+        headers: Mapping[str, str] | None = None,
+        method: str | None = None,
+        path: str | None = None,
+        times: int = 1,
+    ) -> None:
+        """Answer the next `times` matching requests with `status` and the vendor's error body."""
+        reply = self.error_reply(status, message or f"scripted HTTP {status}")
+        if body is not None:
+            reply = Reply.json(status, body)
+        if headers:
+            reply = Reply(reply.status, reply.body, {**reply.headers, **headers})
+        self._add(_Scripted(method, path, times, reply=reply))
+
+    def reply_with(
+        self, reply: Reply, *, method: str | None = None, path: str | None = None, times: int = 1
+    ) -> None:
+        """Answer the next `times` matching requests with exactly `reply`."""
+        self._add(_Scripted(method, path, times, reply=reply))
+
+    def stall(
+        self, seconds: float, *, method: str | None = None, path: str | None = None, times: int = 1
+    ) -> None:
+        """Delay the next matching requests by `seconds` before handling them normally."""
+        self._add(_Scripted(method, path, times, delay=seconds))
+
+    def drop_response(
+        self,
+        *,
+        method: str | None = None,
+        path: str | None = None,
+        times: int = 1,
+        hold: float = 0.0,
+    ) -> None:
+        """Execute the next matching requests, then close the connection without a reply.
+
+        With `hold`, the connection is first kept open for that long (or until the server
+        stops), so a test can kill the client while the vendor has already acted on it.
+        """
+        self._add(_Scripted(method, path, times, drop_response=True, hold=hold))
+
+    def wait_for(
+        self, path: str, *, method: str | None = None, count: int = 1, timeout: float = 10.0
+    ) -> list[RecordedRequest]:
+        """Block until `count` matching requests arrived (from async code: in a thread)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            seen = self.requests_to(path, method)
+            if len(seen) >= count:
+                return seen
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{len(seen)} of {count} request(s) to {path} arrived")
+            time.sleep(0.01)
+
+    def _add(self, scripted: _Scripted) -> None:
+        with self._lock:
+            self._script.append(scripted)
+
+    def _take(self, request: RecordedRequest) -> _Scripted | None:
+        for scripted in self._script:
+            if scripted.remaining > 0 and scripted.matches(request):
+                scripted.remaining -= 1
+                if scripted.remaining == 0:
+                    self._script.remove(scripted)
+                return scripted
+        return None
+
+    def dispatch(self, request: RecordedRequest) -> Reply | None:
+        with self._lock:
+            self._requests.append(request)
+            scripted = self._take(request)
+        if scripted is not None and scripted.delay:
+            self._stopping.wait(scripted.delay)
+        if scripted is not None and scripted.reply is not None:
+            return scripted.reply
+        if request.header("authorization") != f"Bearer {self.token}":
+            return self.unauthorized()
+        try:
+            with self._lock:
+                reply = self.handle(request)
+        except Exception as exc:  # the fake's own bug: make it loud in the test
+            self.errors.append(repr(exc))
+            reply = self.error_reply(500, f"fake server error: {exc!r}")
+        if scripted is not None and scripted.drop_response:
+            self._stopping.wait(scripted.hold)
+            return None
+        return reply
+
+    # vendor specifics
+
+    def handle(self, request: RecordedRequest) -> Reply:
+        raise NotImplementedError
+
+    def error_reply(self, status: int, message: str) -> Reply:
+        raise NotImplementedError
+
+    def unauthorized(self) -> Reply:
+        return self.error_reply(401, "unauthorized")
+
+
+# Salesforce REST: sObject rows, SOQL queries with paging, PATCH updates.
+
+SF_CASE_FIELDS = (
+    "Id",
+    "CaseNumber",
+    "AccountId",
+    "Subject",
+    "Description",
+    "Status",
+    "Priority",
+    "CreatedDate",
+    "LastModifiedDate",
+    "Dispute_Type__c",
+    "Amount__c",
+    "Charge_Id__c",
+    "Outage_Hours__c",
+    "Resolution_Summary__c",
+    "Resolution_Key__c",
+)
+SF_ACCOUNT_FIELDS = (
+    "Id",
+    "Name",
+    "Type",
+    "Customer_Segment__c",
+    "Email__c",
+    "BillingCountry",
+    "BillingState",
+    "Stripe_Customer_Id__c",
+    "Zuora_Account_Id__c",
+    "CreatedDate",
+)
+SF_READ_ONLY = {"Id", "CaseNumber", "CreatedDate", "LastModifiedDate"}
+SF_DATETIME_FIELDS = {"CreatedDate", "LastModifiedDate"}
+
+
+def sf_datetime(value: datetime) -> str:
+    """Salesforce's dateTime rendering, e.g. `2024-05-01T12:00:00.000+0000`."""
+    utc = value.astimezone(UTC)
+    return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}+0000"
+
+
+def salesforce_case(case: CRMCase, *, multi_currency: bool = False) -> dict[str, Any]:
+    """A Case row as Salesforce stores it, from the domain case."""
+    row: dict[str, Any] = {
+        "Id": case.case_id,
+        "CaseNumber": case.case_number,
+        "AccountId": case.account_id,
+        "Subject": case.subject,
+        "Description": case.description,
+        "Status": case.status,
+        "Priority": case.priority,
+        "CreatedDate": sf_datetime(case.created_at),
+        "LastModifiedDate": sf_datetime(case.created_at),
+        "Dispute_Type__c": case.dispute_type or None,
+        "Amount__c": case.amount,
+        "Charge_Id__c": case.charge_id,
+        "Outage_Hours__c": case.outage_hours,
+        "Resolution_Summary__c": None,
+        "Resolution_Key__c": None,
+    }
+    if multi_currency:
+        row["CurrencyIsoCode"] = case.currency.upper()
+    return row
+
+
+def salesforce_account(account: CRMAccount) -> dict[str, Any]:
+    """An Account row as Salesforce stores it, from the domain account."""
+    return {
+        "Id": account.account_id,
+        "Name": account.name,
+        "Type": account.type,
+        "Customer_Segment__c": account.segment.capitalize(),
+        "Email__c": account.email,
+        "BillingCountry": account.billing_country,
+        "BillingState": account.billing_state,
+        "Stripe_Customer_Id__c": account.stripe_customer_id,
+        "Zuora_Account_Id__c": account.zuora_account_id,
+        "CreatedDate": sf_datetime(datetime(2020, 1, 1, tzinfo=UTC)),
+    }
+
+
+class SOQLError(ValueError):
+    pass
+
+
+_SOQL = re.compile(
+    r"^\s*SELECT\s+(?P<fields>.+?)\s+FROM\s+(?P<object>\w+)"
+    r"(?:\s+WHERE\s+(?P<where>.+?))?"
+    r"(?:\s+ORDER\s+BY\s+(?P<order>\w+)(?:\s+(?P<direction>ASC|DESC))?)?"
+    r"(?:\s+LIMIT\s+(?P<limit>\d+))?\s*$",
+    re.IGNORECASE | re.DOTALL,
+)
+_SOQL_VALUE = (
+    r"'(?:[^'\\]|\\.)*'|null|true|false"
+    r"|\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:Z|[+-]\d{2}:?\d{2})"
+    r"|-?\d+(?:\.\d+)?"
+)
+_SOQL_CONDITION = re.compile(
+    rf"\s*(?P<field>\w+)\s*(?P<op>!=|<=|>=|=|<|>)\s*(?P<value>{_SOQL_VALUE})\s*", re.IGNORECASE
+)
+_SOQL_AND = re.compile(r"AND\b", re.IGNORECASE)
+_SOQL_ESCAPES = {"n": "\n", "r": "\r", "t": "\t", "b": "\b", "f": "\f"}
+
+
+def _soql_literal(text: str) -> Any:
+    lowered = text.lower()
+    if lowered == "null":
+        return None
+    if lowered in ("true", "false"):
+        return lowered == "true"
+    if text.startswith("'"):
+        return re.sub(r"\\(.)", lambda m: _SOQL_ESCAPES.get(m.group(1), m.group(1)), text[1:-1])
+    if "T" in text:
+        return datetime.fromisoformat(text.replace("Z", "+00:00"))
+    return Decimal(text)
+
+
+def _soql_where(clause: str) -> list[tuple[str, str, Any]]:
+    conditions: list[tuple[str, str, Any]] = []
+    position = 0
+    while True:
+        match = _SOQL_CONDITION.match(clause, position)
+        if match is None:
+            raise SOQLError(f"unexpected token at {clause[position : position + 30]!r}")
+        conditions.append((match["field"], match["op"], _soql_literal(match["value"])))
+        position = match.end()
+        if position == len(clause):
+            return conditions
+        connector = _SOQL_AND.match(clause, position)
+        if connector is None:
+            raise SOQLError(f"only AND is supported, at {clause[position : position + 30]!r}")
+        position = connector.end()
+
+
+def _sf_compare(stored: Any, op: str, literal: Any, field_name: str) -> bool:
+    if literal is None:
+        if op not in ("=", "!="):
+            raise SOQLError("null only compares with = or !=")
+        return (stored is None) == (op == "=")
+    if stored is None:
+        return op == "!="
+    if field_name in SF_DATETIME_FIELDS:
+        if not isinstance(literal, datetime):
+            raise SOQLError(f"{field_name} compares with a dateTime literal")
+        stored = datetime.fromisoformat(stored)
+    elif isinstance(literal, Decimal):
+        stored = Decimal(stored)
+    elif isinstance(literal, datetime):
+        raise SOQLError(f"{field_name} is not a dateTime field")
+    if op == "=":
+        return bool(stored == literal)
+    if op == "!=":
+        return bool(stored != literal)
+    if op == "<":
+        return bool(stored < literal)
+    if op == "<=":
+        return bool(stored <= literal)
+    if op == ">":
+        return bool(stored > literal)
+    return bool(stored >= literal)
+
+
+class FakeSalesforce(VendorServer):
+    """Salesforce REST (`/services/data/{version}`): Case and Account rows, SOQL, PATCH."""
+
+    system = "salesforce"
+
+    def __init__(
+        self,
+        *,
+        token: str = "sf-test-token",
+        api_version: str = "v60.0",
+        page_size: int = 2000,
+        multi_currency: bool = False,
+        dataset: SandboxDataset | None = None,
+    ) -> None:
+        super().__init__(token=token)
+        self.api_version = api_version
+        self.page_size = page_size
+        self.multi_currency = multi_currency
+        self.cases: dict[str, dict[str, Any]] = {}
+        self.accounts: dict[str, dict[str, Any]] = {}
+        self._cursors: dict[str, tuple[str, list[dict[str, Any]]]] = {}
+        self._cursor_ids = itertools.count(1)
+        if dataset is not None:
+            self.seed(dataset)
+
+    def seed(self, dataset: SandboxDataset) -> None:
+        for account in dataset.accounts.values():
+            self.accounts[account.account_id] = salesforce_account(account)
+        for case in dataset.cases.values():
+            self.cases[case.case_id] = salesforce_case(case, multi_currency=self.multi_currency)
+
+    def _fields(self, sobject: str) -> tuple[str, ...]:
+        if sobject == "Account":
+            return SF_ACCOUNT_FIELDS
+        return (*SF_CASE_FIELDS, "CurrencyIsoCode") if self.multi_currency else SF_CASE_FIELDS
+
+    def _table(self, sobject: str) -> dict[str, dict[str, Any]]:
+        return self.accounts if sobject == "Account" else self.cases
+
+    def error_reply(self, status: int, message: str) -> Reply:
+        code = {
+            400: "MALFORMED_QUERY",
+            401: "INVALID_SESSION_ID",
+            403: "INSUFFICIENT_ACCESS",
+            404: "NOT_FOUND",
+            429: "REQUEST_LIMIT_EXCEEDED",
+            503: "SERVER_UNAVAILABLE",
+        }.get(status, "UNKNOWN_EXCEPTION")
+        return Reply.json(status, [{"message": message, "errorCode": code}])
+
+    def unauthorized(self) -> Reply:
+        return Reply.json(
+            401, [{"message": "Session expired or invalid", "errorCode": "INVALID_SESSION_ID"}]
+        )
+
+    def _errors(self, status: int, code: str, message: str) -> Reply:
+        return Reply.json(status, [{"message": message, "errorCode": code, "fields": []}])
+
+    def _render(self, sobject: str, row: dict[str, Any], fields: tuple[str, ...]) -> dict[str, Any]:
+        url = f"/services/data/{self.api_version}/sobjects/{sobject}/{row['Id']}"
+        return {"attributes": {"type": sobject, "url": url}} | {f: row.get(f) for f in fields}
+
+    def handle(self, request: RecordedRequest) -> Reply:
+        prefix = f"/services/data/{self.api_version}"
+        if not request.path.startswith(prefix + "/"):
+            return self._errors(404, "NOT_FOUND", "The requested resource does not exist")
+        rest = request.path[len(prefix) :]
+        if match := re.fullmatch(r"/sobjects/(Case|Account)/([^/]+)", rest):
+            sobject, record_id = match.groups()
+            if request.method == "GET":
+                return self._get(sobject, record_id, request)
+            if request.method == "PATCH":
+                return self._patch(sobject, record_id, request)
+            return self._errors(405, "METHOD_NOT_ALLOWED", f"HTTP Method '{request.method}'")
+        if rest in ("/query", "/query/") and request.method == "GET":
+            return self._query(request.param("q") or "")
+        if (match := re.fullmatch(r"/query/([\w-]+)", rest)) and request.method == "GET":
+            return self._next_page(match.group(1))
+        return self._errors(404, "NOT_FOUND", "The requested resource does not exist")
+
+    def _get(self, sobject: str, record_id: str, request: RecordedRequest) -> Reply:
+        row = self._table(sobject).get(record_id)
+        if row is None:
+            return self._errors(404, "NOT_FOUND", "The requested resource does not exist")
+        known = self._fields(sobject)
+        requested = request.param("fields")
+        wanted = tuple(requested.split(",")) if requested else known
+        for name in wanted:
+            if name not in known:
+                return self._errors(
+                    400, "INVALID_FIELD", f"No such column '{name}' on sobject of type {sobject}"
+                )
+        return Reply.json(200, self._render(sobject, row, wanted))
+
+    def _patch(self, sobject: str, record_id: str, request: RecordedRequest) -> Reply:
+        row = self._table(sobject).get(record_id)
+        if row is None:
+            return self._errors(404, "NOT_FOUND", "The requested resource does not exist")
+        try:
+            changes = request.json()
+        except ValueError:
+            return self._errors(400, "JSON_PARSER_ERROR", "Unexpected character")
+        if not isinstance(changes, dict):
+            return self._errors(400, "JSON_PARSER_ERROR", "Expected an object")
+        known = self._fields(sobject)
+        for name in changes:
+            if name not in known:
+                return self._errors(
+                    400, "INVALID_FIELD", f"No such column '{name}' on sobject of type {sobject}"
+                )
+            if name in SF_READ_ONLY:
+                return self._errors(
+                    400,
+                    "INVALID_FIELD_FOR_INSERT_UPDATE",
+                    f"Unable to create/update fields: {name}.",
+                )
+        row.update(changes)
+        row["LastModifiedDate"] = sf_datetime(datetime.now(UTC))
+        return Reply(204)
+
+    def _query(self, soql: str) -> Reply:
+        try:
+            sobject, fields, rows = self._run_soql(soql)
+        except SOQLError as exc:
+            return self._errors(400, "MALFORMED_QUERY", str(exc))
+        records = [self._render(sobject, row, fields) for row in rows]
+        return self._page(records, total=len(records))
+
+    def _page(self, records: list[dict[str, Any]], *, total: int) -> Reply:
+        head, tail = records[: self.page_size], records[self.page_size :]
+        body: dict[str, Any] = {"totalSize": total, "done": not tail, "records": head}
+        if tail:
+            locator = f"01gFAKE{next(self._cursor_ids):011d}-{self.page_size}"
+            self._cursors[locator] = (str(total), tail)
+            body["nextRecordsUrl"] = f"/services/data/{self.api_version}/query/{locator}"
+        return Reply.json(200, body)
+
+    def _next_page(self, locator: str) -> Reply:
+        cursor = self._cursors.pop(locator, None)
+        if cursor is None:
+            return self._errors(400, "INVALID_QUERY_LOCATOR", "invalid query locator")
+        total, records = cursor
+        return self._page(records, total=int(total))
+
+    def _run_soql(self, soql: str) -> tuple[str, tuple[str, ...], list[dict[str, Any]]]:
+        match = _SOQL.match(soql)
+        if match is None:
+            raise SOQLError("unexpected SOQL")
+        sobject = match["object"]
+        if sobject not in ("Case", "Account"):
+            raise SOQLError(f"sObject type '{sobject}' is not supported.")
+        known = self._fields(sobject)
+        fields = tuple(f.strip() for f in match["fields"].split(","))
+        conditions = _soql_where(match["where"]) if match["where"] else []
+        order = match["order"]
+        for name in (*fields, *(c[0] for c in conditions), *([order] if order else [])):
+            if name not in known:
+                raise SOQLError(f"No such column '{name}' on entity '{sobject}'")
+        rows = [
+            row
+            for row in self._table(sobject).values()
+            if all(_sf_compare(row.get(f), op, value, f) for f, op, value in conditions)
+        ]
+        if order:
+            present = [r for r in rows if r.get(order) is not None]
+            absent = [r for r in rows if r.get(order) is None]
+            present.sort(
+                key=lambda r: (
+                    datetime.fromisoformat(r[order]) if order in SF_DATETIME_FIELDS else r[order]
+                ),
+                reverse=(match["direction"] or "ASC").upper() == "DESC",
+            )
+            rows = present + absent  # Salesforce sorts nulls first ascending; fine here
+        if match["limit"]:
+            rows = rows[: int(match["limit"])]
+        return sobject, fields, rows
+
+
+# Zuora REST: account summary, subscriptions by account (paged), credit memos.
+
+ZUORA_BILLING_PERIODS = {
+    "month": "Month",
+    "quarter": "Quarter",
+    "half_year": "Semi-Annual",
+    "year": "Annual",
+    "week": "Week",
+}
+
+
+def _zuora_id(seed: str) -> str:
+    return hashlib.md5(seed.encode(), usedforsecurity=False).hexdigest()
+
+
+def zuora_subscription(subscription: Subscription, *, account_number: str) -> dict[str, Any]:
+    """A subscription as Zuora's `GET /v1/subscriptions/accounts/{key}` lists it."""
+    started = subscription.start_date.astimezone(UTC).date().isoformat()
+    cancelled = subscription.cancelled_at
+    requested = subscription.cancellation_requested_at
+    currency = subscription.currency.upper()
+    return {
+        "id": _zuora_id(subscription.subscription_id),
+        "accountNumber": account_number,
+        "subscriptionNumber": subscription.subscription_id,
+        "status": subscription.status,
+        "contractEffectiveDate": started,
+        "subscriptionStartDate": started,
+        "termStartDate": started,
+        "termType": "EVERGREEN",
+        "cancelledDate": cancelled.astimezone(UTC).date().isoformat() if cancelled else None,
+        "CancellationRequestedAt__c": requested.isoformat() if requested else None,
+        "currency": currency,
+        "ratePlans": [
+            {
+                "id": _zuora_id(subscription.subscription_id + ":plan"),
+                "productName": subscription.plan,
+                "ratePlanName": subscription.plan,
+                "ratePlanCharges": [
+                    {
+                        "id": _zuora_id(subscription.subscription_id + ":charge"),
+                        "name": f"{subscription.plan} fee",
+                        "type": "Recurring",
+                        "model": "FlatFee",
+                        "price": subscription.amount,
+                        "currency": currency,
+                        "billingPeriod": ZUORA_BILLING_PERIODS.get(
+                            subscription.billing_period, subscription.billing_period.title()
+                        ),
+                    }
+                ],
+            }
+        ],
+    }
+
+
+class FakeZuora(VendorServer):
+    """Zuora REST (`/v1`): `success`/`reasons` bodies, `nextPage` paging, Idempotency-Key."""
+
+    system = "zuora"
+
+    def __init__(
+        self,
+        *,
+        token: str = "zuora-test-token",
+        page_size: int = 40,
+        dataset: SandboxDataset | None = None,
+    ) -> None:
+        super().__init__(token=token)
+        self.page_size = page_size
+        self.accounts: dict[str, dict[str, Any]] = {}  # by account number
+        self.subscriptions: dict[str, list[dict[str, Any]]] = {}  # by account number
+        self.credit_memos: list[dict[str, Any]] = []
+        self._idempotent: dict[str, tuple[bytes, Reply]] = {}
+        if dataset is not None:
+            self.seed(dataset)
+
+    def add_account(
+        self, billing: BillingData, *, name: str | None = None, status: str = "Active"
+    ) -> None:
+        number = billing.account_key
+        self.accounts[number] = {
+            "id": _zuora_id(number),
+            "accountNumber": number,
+            "name": name or number,
+            "balance": billing.balance,
+            "currency": billing.currency.upper(),
+            "status": status,
+            "billCycleDay": 1,
+        }
+        self.subscriptions[number] = [
+            zuora_subscription(s, account_number=number) for s in billing.subscriptions
+        ]
+
+    def seed(self, dataset: SandboxDataset) -> None:
+        names = {a.zuora_account_id: a.name for a in dataset.accounts.values()}
+        for billing in dataset.billing.values():
+            self.add_account(billing, name=names.get(billing.account_key))
+
+    def _account(self, key: str) -> dict[str, Any] | None:
+        if key in self.accounts:
+            return self.accounts[key]
+        return next((a for a in self.accounts.values() if a["id"] == key), None)
+
+    def error_reply(self, status: int, message: str) -> Reply:
+        category = {400: 20, 401: 11, 403: 10, 404: 40, 409: 30, 429: 70}.get(status, 60)
+        return self._failure(status, 50000000 + category, message)
+
+    def _failure(self, status: int, code: int, message: str) -> Reply:
+        return Reply.json(
+            status,
+            {
+                "success": False,
+                "processId": secrets.token_hex(8).upper(),
+                "reasons": [{"code": code, "message": message}],
+            },
+        )
+
+    def _not_found(self, key: str) -> Reply:
+        # Zuora's classic behaviour: HTTP 200 with `success: false` and a 40 category.
+        return self._failure(200, 50000040, f"Cannot find entity by key: '{key}'.")
+
+    def handle(self, request: RecordedRequest) -> Reply:
+        if request.method == "GET":
+            if match := re.fullmatch(r"/v1/accounts/([^/]+)/summary", request.path):
+                return self._summary(match.group(1))
+            if match := re.fullmatch(r"/v1/subscriptions/accounts/([^/]+)", request.path):
+                return self._subscriptions(match.group(1), request)
+        if request.method == "POST" and request.path == "/v1/creditmemos":
+            return self._credit_memo(request)
+        return self._failure(404, 50000040, "The requested resource does not exist")
+
+    def _summary(self, key: str) -> Reply:
+        account = self._account(key)
+        if account is None:
+            return self._not_found(key)
+        subscriptions = self.subscriptions.get(account["accountNumber"], [])
+        return Reply.json(
+            200,
+            {
+                "basicInfo": dict(account),
+                "subscriptions": [
+                    {
+                        "id": s["id"],
+                        "subscriptionNumber": s["subscriptionNumber"],
+                        "status": s["status"],
+                        "termType": s["termType"],
+                    }
+                    for s in subscriptions
+                ],
+                "invoices": [],
+                "payments": [],
+                "usage": [],
+                "success": True,
+            },
+        )
+
+    def _subscriptions(self, key: str, request: RecordedRequest) -> Reply:
+        account = self._account(key)
+        if account is None:
+            return self._not_found(key)
+        try:
+            page = int(request.param("page") or 1)
+            size = int(request.param("pageSize") or 20)
+        except ValueError:
+            return self._failure(200, 53100020, "page and pageSize must be integers")
+        if not 1 <= size <= 40 or page < 1:
+            return self._failure(200, 53100020, "pageSize must be between 1 and 40")
+        size = min(size, self.page_size)
+        rows = self.subscriptions.get(account["accountNumber"], [])
+        chunk = rows[(page - 1) * size : page * size]
+        body: dict[str, Any] = {"subscriptions": chunk, "success": True}
+        if page * size < len(rows):
+            body["nextPage"] = f"{self.url}{request.path}?page={page + 1}&pageSize={size}"
+        return Reply.json(200, body)
+
+    def _credit_memo(self, request: RecordedRequest) -> Reply:
+        key = request.header("idempotency-key")
+        if key is not None and key in self._idempotent:
+            fingerprint, stored = self._idempotent[key]
+            if fingerprint != request.body:
+                return self._failure(
+                    409, 50000030, "Idempotency-Key was used with a different request body"
+                )
+            return stored
+        try:
+            body = request.json()
+        except ValueError:
+            return self._failure(400, 50000090, "malformed JSON")
+        account_key = body.get("accountId") or body.get("accountNumber")
+        account = self._account(account_key) if account_key else None
+        if account is None:
+            return self._not_found(str(account_key))
+        charges = body.get("charges")
+        if not isinstance(charges, list) or not charges:
+            return self._failure(200, 53100022, "charges is required")
+        total = Decimal("0")
+        for charge in charges:
+            amount = charge.get("amount")
+            if isinstance(amount, bool) or not isinstance(amount, Decimal | int) or amount <= 0:
+                return self._failure(200, 53100020, f"invalid amount {amount!r}")
+            total += Decimal(amount)
+        memo = {
+            "id": secrets.token_hex(16),
+            "number": f"CM{len(self.credit_memos) + 1:08d}",
+            "accountId": account["id"],
+            "accountNumber": account["accountNumber"],
+            "amount": total,
+            "currency": account["currency"],
+            "status": "Posted" if body.get("autoPost") else "Draft",
+            "comment": body.get("comment"),
+            "createdDate": datetime.now(UTC).isoformat(timespec="seconds"),
+        }
+        self.credit_memos.append(memo)
+        reply = Reply.json(200, {**memo, "success": True})
+        if key is not None:
+            self._idempotent[key] = (request.body, reply)
+        return reply
+
+
+# Stripe: form-encoded requests, `{"error": {...}}` bodies, Idempotency-Key replays.
+
+
+def stripe_charge(charge: Charge) -> dict[str, Any]:
+    """A Charge object as Stripe's API renders it, from the domain charge."""
+    amount = to_minor_units(charge.amount)
+    return {
+        "id": charge.charge_id,
+        "object": "charge",
+        "amount": amount,
+        "amount_captured": amount,
+        "amount_refunded": to_minor_units(charge.amount_refunded),
+        "captured": True,
+        "created": int(charge.created_at.timestamp()),
+        "currency": charge.currency.lower(),
+        "customer": charge.customer_id,
+        "description": charge.description or None,
+        "livemode": False,
+        "metadata": {},
+        "outcome": {
+            "network_status": "approved_by_network",
+            "reason": None,
+            "risk_level": charge.risk_level,
+            "risk_score": charge.risk_score,
+            "seller_message": "Payment complete.",
+            "type": "authorized",
+        },
+        "paid": charge.status == "succeeded",
+        "refunded": charge.refunded,
+        "status": charge.status,
+    }
+
+
+STRIPE_REFUND_REASONS = {"duplicate", "fraudulent", "requested_by_customer"}
+
+
+class FakeStripe(VendorServer):
+    """Stripe's v1 API for charges and refunds, including idempotent replays."""
+
+    system = "stripe"
+
+    def __init__(
+        self, *, api_key: str = "sk_test_fake_contract", dataset: SandboxDataset | None = None
+    ) -> None:
+        super().__init__(token=api_key)
+        self.charges: dict[str, dict[str, Any]] = {}
+        self.refunds: dict[str, dict[str, Any]] = {}
+        self._idempotent: dict[str, tuple[tuple[tuple[str, str], ...], Reply]] = {}
+        if dataset is not None:
+            self.seed(dataset)
+
+    def add_charge(self, charge: Charge) -> None:
+        self.charges[charge.charge_id] = stripe_charge(charge)
+
+    def seed(self, dataset: SandboxDataset) -> None:
+        for charge in dataset.charges.values():
+            self.add_charge(charge)
+
+    def _headers(self) -> dict[str, str]:
+        return {"Request-Id": f"req_{secrets.token_hex(7)}", "Stripe-Version": "2025-01-01"}
+
+    def _error(
+        self,
+        status: int,
+        message: str,
+        *,
+        type_: str = "invalid_request_error",
+        code: str | None = None,
+        param: str | None = None,
+    ) -> Reply:
+        error: dict[str, Any] = {"message": message, "type": type_}
+        if code is not None:
+            error["code"] = code
+            error["doc_url"] = f"https://stripe.com/docs/error-codes/{code.replace('_', '-')}"
+        if param is not None:
+            error["param"] = param
+        return Reply.json(status, {"error": error}, self._headers())
+
+    def error_reply(self, status: int, message: str) -> Reply:
+        if status == 429:
+            return self._error(429, message, code="rate_limit")
+        if status == 404:
+            return self._error(404, message, code="resource_missing")
+        if status >= 500:
+            return self._error(status, message, type_="api_error")
+        return self._error(status, message)
+
+    def unauthorized(self) -> Reply:
+        # Stripe echoes a masked key; the adapter must not pass even that on.
+        return self._error(401, f"Invalid API Key provided: sk_test_****{self.token[-4:]}")
+
+    def handle(self, request: RecordedRequest) -> Reply:
+        if request.method == "GET" and request.path == "/v1/charges":
+            return self._list_charges(request)
+        if request.method == "GET" and (
+            match := re.fullmatch(r"/v1/charges/([^/]+)", request.path)
+        ):
+            charge = self.charges.get(match.group(1))
+            if charge is None:
+                return self._error(
+                    404, f"No such charge: '{match.group(1)}'", code="resource_missing", param="id"
+                )
+            return Reply.json(200, charge, self._headers())
+        if request.method == "GET" and (
+            match := re.fullmatch(r"/v1/refunds/([^/]+)", request.path)
+        ):
+            refund = self.refunds.get(match.group(1))
+            if refund is None:
+                return self._error(
+                    404, f"No such refund: '{match.group(1)}'", code="resource_missing", param="id"
+                )
+            return Reply.json(200, refund, self._headers())
+        if request.method == "POST" and request.path == "/v1/refunds":
+            return self._create_refund(request)
+        return self._error(404, f"Unrecognized request URL ({request.method}: {request.path}).")
+
+    def _list_charges(self, request: RecordedRequest) -> Reply:
+        try:
+            limit = int(request.param("limit") or 10)
+        except ValueError:
+            return self._error(
+                400, "Invalid integer", code="parameter_invalid_integer", param="limit"
+            )
+        if not 1 <= limit <= 100:
+            return self._error(
+                400,
+                "This value must be between 1 and 100",
+                code="parameter_invalid_integer",
+                param="limit",
+            )
+        customer = request.param("customer")
+        rows = [c for c in self.charges.values() if customer is None or c["customer"] == customer]
+        rows.sort(key=lambda c: c["created"], reverse=True)
+        return Reply.json(
+            200,
+            {
+                "object": "list",
+                "url": "/v1/charges",
+                "has_more": len(rows) > limit,
+                "data": rows[:limit],
+            },
+            self._headers(),
+        )
+
+    def _create_refund(self, request: RecordedRequest) -> Reply:
+        params = request.form()
+        fingerprint = tuple(sorted(params.items()))
+        key = request.header("idempotency-key")
+        if key is not None and key in self._idempotent:
+            first, stored = self._idempotent[key]
+            if first != fingerprint:
+                return self._error(
+                    400,
+                    "Keys for idempotent requests can only be used with the same parameters "
+                    f"they were first used with. Try using a key other than '{key}' if you "
+                    "meant to execute a different request.",
+                    type_="idempotency_error",
+                )
+            return Reply(
+                stored.status, stored.body, {**stored.headers, "Idempotent-Replayed": "true"}
+            )
+        charge_id = params.get("charge")
+        if not charge_id:
+            return self._error(
+                400, "Must provide either charge or payment_intent.", code="parameter_missing"
+            )
+        charge = self.charges.get(charge_id)
+        if charge is None:
+            return self._error(
+                404, f"No such charge: '{charge_id}'", code="resource_missing", param="charge"
+            )
+        remaining = charge["amount"] - charge["amount_refunded"]
+        if remaining <= 0:
+            return self._error(
+                400,
+                f"Charge {charge_id} has already been refunded.",
+                code="charge_already_refunded",
+            )
+        try:
+            amount = int(params.get("amount", remaining))
+        except ValueError:
+            return self._error(
+                400, "Invalid integer", code="parameter_invalid_integer", param="amount"
+            )
+        if amount <= 0:
+            return self._error(
+                400, "Amount must be at least 1", code="parameter_invalid_integer", param="amount"
+            )
+        if amount > remaining:
+            return self._error(
+                400,
+                f"Refund amount ({amount}) is greater than unrefunded amount on charge "
+                f"({remaining})",
+                code="amount_too_large",
+                param="amount",
+            )
+        reason = params.get("reason")
+        if reason is not None and reason not in STRIPE_REFUND_REASONS:
+            return self._error(
+                400, "Invalid reason", code="parameter_invalid_string", param="reason"
+            )
+        metadata = {
+            name[len("metadata[") : -1]: value
+            for name, value in params.items()
+            if name.startswith("metadata[") and name.endswith("]")
+        }
+        refund = {
+            "id": f"re_{secrets.token_hex(12)}",
+            "object": "refund",
+            "amount": amount,
+            "balance_transaction": f"txn_{secrets.token_hex(12)}",
+            "charge": charge_id,
+            "created": int(time.time()),
+            "currency": charge["currency"],
+            "metadata": metadata,
+            "payment_intent": None,
+            "reason": reason,
+            "receipt_number": None,
+            "status": "succeeded",
+        }
+        self.refunds[refund["id"]] = refund
+        charge["amount_refunded"] += amount
+        charge["refunded"] = charge["amount_refunded"] >= charge["amount"]
+        reply = Reply.json(200, refund, self._headers())
+        if key is not None:
+            self._idempotent[key] = (fingerprint, reply)
+        return reply
+
+
+# All three at once.
+
+
+@dataclass(frozen=True)
+class VendorServers:
+    salesforce: FakeSalesforce
+    zuora: FakeZuora
+    stripe: FakeStripe
+
+    def environment(self) -> dict[str, str]:
+        """Settings (environment variables) that point the real backends at these servers."""
+        return {
+            "CRM_BACKEND": "salesforce",
+            "CRM_BASE_URL": self.salesforce.url,
+            "CRM_ACCESS_TOKEN": self.salesforce.token,
+            "CRM_API_VERSION": self.salesforce.api_version,
+            "BILLING_BACKEND": "zuora",
+            "BILLING_BASE_URL": self.zuora.url,
+            "BILLING_ACCESS_TOKEN": self.zuora.token,
+            "PAYMENT_BACKEND": "stripe",
+            "PAYMENT_SECRET_KEY": self.stripe.token,
+            "PAYMENT_API_BASE": self.stripe.url,
+        }
+
+
+@contextmanager
+def vendor_servers(dataset: SandboxDataset | None = None) -> Iterator[VendorServers]:
+    """Start the three fake vendors (seeded from `dataset` if given); stop them on exit."""
+    with (
+        FakeSalesforce(dataset=dataset) as salesforce,
+        FakeZuora(dataset=dataset) as zuora,
+        FakeStripe(dataset=dataset) as stripe,
+    ):
+        yield VendorServers(salesforce=salesforce, zuora=zuora, stripe=stripe)
+
+
+# A small dataset for contract tests, independent of the built-in sandbox dataset.
+
+CONTRACT_NOW = datetime(2025, 6, 2, 12, 0, tzinfo=UTC)
+
+
+def contract_dataset(now: datetime = CONTRACT_NOW) -> SandboxDataset:
+    """Two customers with cases, subscriptions and charges; whole-second, midnight-dated."""
+
+    def ago(days: int, hours: int = 0) -> datetime:
+        return (now - timedelta(days=days, hours=hours)).replace(microsecond=0)
+
+    def midnight(days: int) -> datetime:
+        return ago(days).replace(hour=0, minute=0, second=0)
+
+    accounts = {
+        a.account_id: a
+        for a in (
+            CRMAccount(
+                account_id="001A00000000001AAA",
+                name="Acme Analytics",
+                type="Customer",
+                segment="premium",
+                email="billing@acme.example",
+                billing_country="US",
+                billing_state="CA",
+                stripe_customer_id="cus_Acme001",
+                zuora_account_id="A00000001",
+            ),
+            CRMAccount(
+                account_id="001A00000000002AAA",
+                name="Blue Finch Ltd",
+                type="Customer",
+                segment="standard",
+                billing_country="GB",
+                stripe_customer_id="cus_Finch002",
+                zuora_account_id="A00000002",
+            ),
+        )
+    }
+    acme, finch = "001A00000000001AAA", "001A00000000002AAA"
+
+    def case(
+        case_id: str, account: str, days: int, dispute: str, amount: str, **extra: Any
+    ) -> CRMCase:
+        return CRMCase(
+            case_id=case_id,
+            case_number=f"0000{case_id[-4:]}",
+            account_id=account,
+            subject=f"Dispute {case_id[-4:]}",
+            description=f"Customer says: {dispute.replace('_', ' ')} (it's urgent)",
+            status=extra.pop("status", "New"),
+            priority="High",
+            created_at=ago(days, 3),
+            dispute_type=dispute,
+            amount=Decimal(amount),
+            **extra,
+        )
+
+    cases = {
+        c.case_id: c
+        for c in (
+            case(
+                "500A00000000001AAA", acme, 2, "duplicate_charge", "49.99", charge_id="ch_Acme001"
+            ),
+            case(
+                "500A00000000002AAA",
+                acme,
+                20,
+                "service_outage",
+                "12.34",
+                charge_id="ch_Acme002",
+                outage_hours=Decimal("6.5"),
+            ),
+            case(
+                "500A00000000003AAA",
+                acme,
+                45,
+                "incorrect_amount",
+                "0.10",
+                charge_id="ch_Acme002",
+                status="Closed",
+            ),
+            case(
+                "500A00000000004AAA",
+                acme,
+                150,
+                "unrecognized_charge",
+                "19.99",
+                charge_id="ch_Acme003",
+            ),
+            case(
+                "500A00000000005AAA",
+                finch,
+                5,
+                "cancellation_not_processed",
+                "29.00",
+                charge_id="ch_Finch001",
+            ),
+        )
+    }
+    billing = {
+        "A00000001": BillingData(
+            account_key="A00000001",
+            balance=Decimal("123.45"),
+            subscriptions=[
+                Subscription(
+                    subscription_id="A-S00000101",
+                    plan="Pro Monthly",
+                    status="Active",
+                    amount=Decimal("49.99"),
+                    start_date=midnight(400),
+                ),
+                Subscription(
+                    subscription_id="A-S00000102",
+                    plan="Analytics Add-on",
+                    status="Active",
+                    amount=Decimal("0.30"),
+                    start_date=midnight(200),
+                ),
+                Subscription(
+                    subscription_id="A-S00000103",
+                    plan="Legacy Annual",
+                    status="Cancelled",
+                    amount=Decimal("499.00"),
+                    billing_period="year",
+                    start_date=midnight(800),
+                    cancellation_requested_at=ago(60, 5),
+                    cancelled_at=midnight(55),
+                ),
+            ],
+        ),
+        "A00000002": BillingData(
+            account_key="A00000002",
+            balance=Decimal("0.00"),
+            currency="usd",
+            subscriptions=[
+                Subscription(
+                    subscription_id="A-S00000201",
+                    plan="Starter Monthly",
+                    status="Cancelled",
+                    amount=Decimal("29.00"),
+                    start_date=midnight(300),
+                    cancellation_requested_at=ago(40),
+                    cancelled_at=midnight(10),
+                )
+            ],
+        ),
+    }
+    charges = {
+        c.charge_id: c
+        for c in (
+            Charge(
+                charge_id="ch_Acme001",
+                customer_id="cus_Acme001",
+                amount=Decimal("49.99"),
+                description="Pro Monthly",
+                created_at=ago(3),
+                risk_level="normal",
+                risk_score=12,
+            ),
+            Charge(
+                charge_id="ch_Acme002",
+                customer_id="cus_Acme001",
+                amount=Decimal("49.99"),
+                amount_refunded=Decimal("10.00"),
+                description="Pro Monthly",
+                created_at=ago(33),
+                risk_level="elevated",
+                risk_score=67,
+            ),
+            Charge(
+                charge_id="ch_Acme003",
+                customer_id="cus_Acme001",
+                amount=Decimal("19.99"),
+                amount_refunded=Decimal("19.99"),
+                refunded=True,
+                created_at=ago(160),
+                risk_level="unknown",
+            ),
+            Charge(
+                charge_id="ch_Finch001",
+                customer_id="cus_Finch002",
+                amount=Decimal("29.00"),
+                description="Starter Monthly",
+                created_at=ago(6),
+                risk_level="highest",
+                risk_score=91,
+            ),
+        )
+    }
+    return SandboxDataset(accounts=accounts, cases=cases, billing=billing, charges=charges)
