@@ -188,3 +188,101 @@ def governing_policy(dispute_type: DisputeType) -> PolicyDocument:
         if dispute_type in policy.governs:
             return policy
     raise ValueError(f"no policy governs {dispute_type}")
+
+
+# Additions used by the drafters and the guardrails (services/llm.py, services/guardrails.py).
+
+# Actions that move money (a refund or a credit); each needs an amount above zero.
+MONEY_MOVING_ACTIONS: frozenset[ResolutionAction] = frozenset(
+    {
+        ResolutionAction.FULL_REFUND,
+        ResolutionAction.PARTIAL_REFUND,
+        ResolutionAction.ACCOUNT_CREDIT,
+    }
+)
+
+# A second charge of the same amount within this window is a duplicate, not the next
+# billing period (the shortest period billed is a month).
+DUPLICATE_WINDOW_DAYS = 7
+
+# Currencies without minor units (Stripe's list); every other currency has two decimals.
+ZERO_DECIMAL_CURRENCIES: frozenset[str] = frozenset(
+    {
+        "bif",
+        "clp",
+        "djf",
+        "gnf",
+        "jpy",
+        "kmf",
+        "krw",
+        "mga",
+        "pyg",
+        "rwf",
+        "ugx",
+        "vnd",
+        "vuv",
+        "xaf",
+        "xof",
+        "xpf",
+    }
+)
+
+# The resolution rule of each dispute type in one sentence: what the offline rules drafter
+# applies, and the ceiling the guardrails hold every draft to.
+RESOLUTION_RULES: dict[DisputeType, str] = {
+    DisputeType.DUPLICATE_CHARGE: (
+        "A charge repeating another charge of the same amount within "
+        f"{DUPLICATE_WINDOW_DAYS} days is refunded in full; without such a twin the claim is "
+        "denied."
+    ),
+    DisputeType.SERVICE_OUTAGE: (
+        "Compensation is the share of the disputed charge given by the outage matrix for the "
+        "outage duration and the customer segment: a credit below the whole charge, a full "
+        "refund at the whole charge, nothing under the lowest band."
+    ),
+    DisputeType.CANCELLATION_NOT_PROCESSED: (
+        "A charge made after the customer asked to cancel is refunded in full; a charge made "
+        "before the request is due and the claim is denied."
+    ),
+    DisputeType.INCORRECT_AMOUNT: (
+        "The difference between the charge and the price of the customer's plan is refunded; "
+        "a charge at or below the plan price is denied."
+    ),
+    DisputeType.UNRECOGNIZED_CHARGE: (
+        "A charge flagged elevated or highest risk is refunded in full as likely fraud; a "
+        "charge matching the price of an active subscription is denied as recognisable; any "
+        "other charge is refunded in full, subject to review."
+    ),
+    DisputeType.REFUND_NOT_PROCESSED: (
+        "The promised refund still outstanding is paid, up to what remains refundable on the "
+        "charge; a charge already refunded in full is denied, so nothing is paid twice."
+    ),
+}
+
+
+def outage_share(hours: Decimal, segment: str) -> Decimal:
+    """The share of the charge owed for an outage of `hours` to a customer of `segment`."""
+    band = outage_band(hours)
+    if segment not in band.share:
+        raise ValueError(f"unknown customer segment: {segment}")
+    return band.share[segment]
+
+
+def allowed_actions(dispute_type: str) -> frozenset[ResolutionAction]:
+    """Actions allowed for `dispute_type`; an unknown type may only be denied."""
+    try:
+        return ALLOWED_ACTIONS[DisputeType(dispute_type)]
+    except ValueError:
+        return frozenset({ResolutionAction.DENY_REFUND})
+
+
+def currency_decimals(currency: str) -> int:
+    """Number of decimal places of `currency`'s minor unit."""
+    return 0 if currency.lower() in ZERO_DECIMAL_CURRENCIES else 2
+
+
+def governing_policy_ids(dispute_type: str) -> list[str]:
+    """Ids of the policies governing `dispute_type` (none for an unknown type)."""
+    return [
+        policy.policy_id for policy in POLICIES if dispute_type in {t.value for t in policy.governs}
+    ]

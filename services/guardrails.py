@@ -1,0 +1,545 @@
+"""Guardrails: the bounds every resolution is held to, whoever proposed it.
+
+`assess` applies the resolution rules of services/policy_rules.py to one dispute: the
+amount the policy allows at most (the ceiling), the action and amount the rules propose,
+and the facts that decide it. The offline rules drafter proposes exactly that, the prompt
+shows the facts and the ceiling to the model, and `check_proposal` refuses any draft above
+the ceiling, so neither the model nor the customer's text can raise an amount past policy.
+
+`check_resolution` holds the hard bounds (refundable, sign, action allowed for the dispute
+type, partial below full, currency and its minor units). `check_modification` applies them
+to a reviewer's modified resolution: a reviewer may depart from the policy, never from the
+bounds. Each check returns the violations found, empty when the resolution may stand.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+from decimal import Decimal
+from typing import TYPE_CHECKING, Literal
+
+from models.domain import (
+    Charge,
+    DisputeType,
+    ModifiedResolution,
+    ResolutionAction,
+    ResolutionProposal,
+    Subscription,
+    quantize_money,
+)
+from services.policy_rules import (
+    DUPLICATE_WINDOW_DAYS,
+    MONEY_MOVING_ACTIONS,
+    allowed_actions,
+    currency_decimals,
+    outage_band,
+)
+
+if TYPE_CHECKING:
+    from services.llm import DraftingContext
+
+ZERO = Decimal("0")
+# Disputes in 90 days above which a proposal is rated high risk (Settings' default).
+MANY_DISPUTES_90D = 3
+HIGH_RISK_LEVELS = ("elevated", "highest")
+RiskRating = Literal["low", "medium", "high"]
+
+
+@dataclass(frozen=True)
+class Violation:
+    """One broken bound: a stable code and a message fit to show the model or a reviewer."""
+
+    code: str
+    message: str
+
+
+@dataclass(frozen=True)
+class PolicyAssessment:
+    """What the resolution rules make of one dispute."""
+
+    dispute_type: str
+    ceiling: Decimal  # the most the policy allows to move; never above the refundable
+    action: ResolutionAction  # what the rules propose
+    amount: Decimal
+    basis: str  # why: the rule applied to the facts, one sentence
+    facts: tuple[str, ...]  # the facts that decide it, short
+    confidence: float
+
+
+def refundable_of(context: DraftingContext) -> Decimal:
+    """What may still be refunded: the context's figure, never above the charge's own."""
+    return max(min(context.refundable, context.disputed_charge.refundable), ZERO)
+
+
+def describe(violations: Sequence[Violation]) -> str:
+    """The violations as one sentence."""
+    return "; ".join(v.message for v in violations)
+
+
+# Assessment
+
+
+def _money(amount: Decimal) -> str:
+    return f"{quantize_money(amount):.2f}"
+
+
+def _refund_action(amount: Decimal, refundable: Decimal) -> ResolutionAction:
+    if amount <= ZERO:
+        return ResolutionAction.DENY_REFUND
+    return ResolutionAction.FULL_REFUND if amount >= refundable else ResolutionAction.PARTIAL_REFUND
+
+
+def find_duplicate_of(charge: Charge, others: Sequence[Charge]) -> Charge | None:
+    """An earlier-or-equal twin of `charge`: same amount and currency, within the window."""
+    window = timedelta(days=DUPLICATE_WINDOW_DAYS)
+    twins = [
+        other
+        for other in others
+        if other.charge_id != charge.charge_id
+        and other.amount == charge.amount
+        and other.currency.lower() == charge.currency.lower()
+        and other.status == "succeeded"
+        and abs(other.created_at - charge.created_at) <= window
+    ]
+    # The duplicate is the later charge; prefer a twin that came first.
+    twins.sort(key=lambda c: (c.created_at > charge.created_at, c.created_at))
+    return twins[0] if twins else None
+
+
+def plan_for_charge(charge: Charge, subscriptions: Sequence[Subscription]) -> Subscription | None:
+    """The subscription a charge most likely bills: same currency, started before the charge,
+    active (or not yet cancelled) at the time, closest in price."""
+    candidates = [
+        sub
+        for sub in subscriptions
+        if sub.currency.lower() == charge.currency.lower()
+        and sub.start_date <= charge.created_at
+        and (sub.cancelled_at is None or sub.cancelled_at >= charge.created_at)
+    ] or [s for s in subscriptions if s.currency.lower() == charge.currency.lower()]
+    if not candidates:
+        return None
+    return min(candidates, key=lambda s: (abs(s.amount - charge.amount), s.start_date))
+
+
+def proposal_risk_level(context: DraftingContext, amount: Decimal) -> RiskRating:
+    """low / medium / high, from the processor's risk, the dispute history and the amount."""
+    charge = context.disputed_charge
+    if charge.risk_level in HIGH_RISK_LEVELS or context.disputes_last_90d > MANY_DISPUTES_90D:
+        return "high"
+    if charge.risk_level == "unknown" or amount > Decimal("500"):
+        return "medium"
+    return "low"
+
+
+def assess(context: DraftingContext) -> PolicyAssessment:
+    """Apply the resolution rule of the dispute's type to the facts of `context`."""
+    charge = context.disputed_charge
+    refundable = refundable_of(context)
+    base = (
+        f"disputed charge {charge.charge_id}: {_money(charge.amount)} {charge.currency} on "
+        f"{charge.created_at.date()}, refunded {_money(charge.amount_refunded)}, "
+        f"refundable {_money(refundable)}, risk {charge.risk_level}",
+    )
+    try:
+        dispute = DisputeType(context.case.dispute_type)
+    except ValueError:
+        return PolicyAssessment(
+            context.case.dispute_type,
+            ZERO,
+            ResolutionAction.DENY_REFUND,
+            ZERO,
+            f"unknown dispute type {context.case.dispute_type!r}: no rule applies",
+            base,
+            0.2,
+        )
+    handler = _ASSESSORS[dispute]
+    ceiling, action, amount, basis, facts, confidence = handler(context, refundable)
+    ceiling = min(quantize_money(ceiling), refundable)
+    amount = min(quantize_money(amount), ceiling)
+    if amount <= ZERO:
+        action, amount = ResolutionAction.DENY_REFUND, ZERO
+    return PolicyAssessment(
+        dispute.value, ceiling, action, amount, basis, base + tuple(facts), confidence
+    )
+
+
+_Outcome = tuple[Decimal, ResolutionAction, Decimal, str, list[str], float]
+
+
+def _assess_duplicate(context: DraftingContext, refundable: Decimal) -> _Outcome:
+    charge = context.disputed_charge
+    others = [c for c in context.recent_charges if c.charge_id != charge.charge_id]
+    twin = find_duplicate_of(charge, others)
+    if twin is None:
+        return (
+            ZERO,
+            ResolutionAction.DENY_REFUND,
+            ZERO,
+            f"no other charge of {_money(charge.amount)} within {DUPLICATE_WINDOW_DAYS} days: "
+            "no duplicate found",
+            [f"no charge of the same amount within {DUPLICATE_WINDOW_DAYS} days"],
+            0.55,
+        )
+    gap = abs(charge.created_at - twin.created_at)
+    return (
+        refundable,
+        ResolutionAction.FULL_REFUND,
+        refundable,
+        f"charge repeats {twin.charge_id} of the same amount {gap.days} day(s) apart: "
+        "refund the duplicate",
+        [f"twin charge {twin.charge_id} of {_money(twin.amount)}"],
+        0.85,
+    )
+
+
+def _assess_outage(context: DraftingContext, refundable: Decimal) -> _Outcome:
+    charge, hours = context.disputed_charge, context.case.outage_hours
+    if hours is None or hours < ZERO:
+        return (
+            ZERO,
+            ResolutionAction.DENY_REFUND,
+            ZERO,
+            "outage duration not recorded on the case: compensation cannot be computed",
+            ["outage duration unknown"],
+            0.4,
+        )
+    band = outage_band(hours)
+    share = band.share.get(context.segment)
+    if share is None:
+        return (
+            ZERO,
+            ResolutionAction.DENY_REFUND,
+            ZERO,
+            f"segment {context.segment!r} is not in the outage matrix",
+            [f"unknown segment {context.segment}"],
+            0.3,
+        )
+    owed = quantize_money(charge.amount * share)
+    fact = f"outage {hours} h, band {band.label}, segment {context.segment}: {share:.0%} of charge"
+    if owed <= ZERO:
+        return (ZERO, ResolutionAction.DENY_REFUND, ZERO, f"{fact}: no compensation", [fact], 0.85)
+    if share >= 1:
+        return (
+            refundable,
+            ResolutionAction.FULL_REFUND,
+            refundable,
+            f"{fact}: refund the charge",
+            [fact],
+            0.85,
+        )
+    return (
+        owed,
+        ResolutionAction.ACCOUNT_CREDIT,
+        owed,
+        f"{fact}: credit {_money(owed)}",
+        [fact],
+        0.85,
+    )
+
+
+def _assess_cancellation(context: DraftingContext, refundable: Decimal) -> _Outcome:
+    charge = context.disputed_charge
+    requested = [
+        s.cancellation_requested_at
+        for s in context.billing.subscriptions
+        if s.cancellation_requested_at is not None
+    ]
+    if not requested:
+        return (
+            ZERO,
+            ResolutionAction.DENY_REFUND,
+            ZERO,
+            "no cancellation request recorded in billing",
+            ["no cancellation request on record"],
+            0.5,
+        )
+    asked = min(requested)
+    after = [
+        c
+        for c in context.recent_charges
+        if c.created_at > asked and c.status == "succeeded" and c.charge_id != charge.charge_id
+    ]
+    facts = [f"cancellation requested {asked.date()}"]
+    if after:
+        facts.append(
+            f"{len(after)} other charge(s) after the request, each refunded on its own case"
+        )
+    gap = (charge.created_at - asked).days
+    if charge.created_at <= asked:
+        return (
+            ZERO,
+            ResolutionAction.DENY_REFUND,
+            ZERO,
+            f"charge made {-gap} day(s) before the cancellation request: it is due",
+            facts,
+            0.75,
+        )
+    return (
+        refundable,
+        ResolutionAction.FULL_REFUND,
+        refundable,
+        f"charge made {gap} day(s) after the cancellation request: refund it",
+        facts,
+        0.85,
+    )
+
+
+def _assess_incorrect_amount(context: DraftingContext, refundable: Decimal) -> _Outcome:
+    charge = context.disputed_charge
+    plan = plan_for_charge(charge, context.billing.subscriptions)
+    if plan is None:
+        return (
+            ZERO,
+            ResolutionAction.DENY_REFUND,
+            ZERO,
+            "no subscription in the charge's currency: the plan price is unknown",
+            ["plan price unknown"],
+            0.4,
+        )
+    difference = charge.amount - plan.amount
+    fact = f"plan {plan.plan} priced {_money(plan.amount)} {plan.currency}/{plan.billing_period}"
+    if difference <= ZERO:
+        return (
+            ZERO,
+            ResolutionAction.DENY_REFUND,
+            ZERO,
+            f"charge {_money(charge.amount)} is not above the plan price {_money(plan.amount)}",
+            [fact],
+            0.8,
+        )
+    owed = min(difference, refundable)
+    if owed < refundable:
+        action = ResolutionAction.PARTIAL_REFUND
+        confidence = 0.85
+    else:
+        # What is left on the charge is all overcharge, and a full refund is not an
+        # action for this type: credit it and let a reviewer look.
+        action = ResolutionAction.ACCOUNT_CREDIT
+        confidence = 0.6
+    return (
+        owed,
+        action,
+        owed,
+        f"charge {_money(charge.amount)} exceeds the plan price {_money(plan.amount)} by "
+        f"{_money(difference)}: refund the difference",
+        [fact, f"overcharge {_money(difference)}"],
+        confidence,
+    )
+
+
+def _assess_unrecognized(context: DraftingContext, refundable: Decimal) -> _Outcome:
+    charge = context.disputed_charge
+    if charge.risk_level in HIGH_RISK_LEVELS:
+        return (
+            refundable,
+            ResolutionAction.FULL_REFUND,
+            refundable,
+            f"charge rated {charge.risk_level} risk by the payment processor: refund as likely "
+            "fraud",
+            [f"processor risk {charge.risk_level} (score {charge.risk_score})"],
+            0.85,
+        )
+    matches = [
+        s
+        for s in context.billing.subscriptions
+        if s.amount == charge.amount
+        and s.currency.lower() == charge.currency.lower()
+        and s.start_date <= charge.created_at
+        and (s.cancelled_at is None or s.cancelled_at >= charge.created_at)
+    ]
+    if matches:
+        plan = matches[0]
+        return (
+            ZERO,
+            ResolutionAction.DENY_REFUND,
+            ZERO,
+            f"charge matches the price of the customer's {plan.plan} subscription, active since "
+            f"{plan.start_date.date()}: recognisable",
+            [f"matches subscription {plan.subscription_id} ({plan.plan})"],
+            0.75,
+        )
+    return (
+        refundable,
+        ResolutionAction.FULL_REFUND,
+        refundable,
+        "charge matches no subscription of the customer: refund, subject to review",
+        ["charge matches no subscription"],
+        0.6,
+    )
+
+
+def _assess_refund_not_processed(context: DraftingContext, refundable: Decimal) -> _Outcome:
+    charge = context.disputed_charge
+    # The case amount is the refund the customer was promised and has not received.
+    outstanding = quantize_money(context.case.amount)
+    facts = [
+        f"promised refund outstanding {_money(outstanding)}; charge already shows "
+        f"{_money(charge.amount_refunded)} refunded"
+    ]
+    if refundable <= ZERO:
+        return (
+            ZERO,
+            ResolutionAction.DENY_REFUND,
+            ZERO,
+            "the charge is already refunded in full: nothing is left to pay",
+            facts,
+            0.8,
+        )
+    owed = min(outstanding, refundable)
+    return (
+        owed,
+        _refund_action(owed, refundable),
+        owed,
+        f"pay the promised refund of {_money(owed)} still outstanding",
+        facts,
+        0.85 if outstanding <= refundable else 0.6,
+    )
+
+
+_ASSESSORS = {
+    DisputeType.DUPLICATE_CHARGE: _assess_duplicate,
+    DisputeType.SERVICE_OUTAGE: _assess_outage,
+    DisputeType.CANCELLATION_NOT_PROCESSED: _assess_cancellation,
+    DisputeType.INCORRECT_AMOUNT: _assess_incorrect_amount,
+    DisputeType.UNRECOGNIZED_CHARGE: _assess_unrecognized,
+    DisputeType.REFUND_NOT_PROCESSED: _assess_refund_not_processed,
+}
+
+
+# Checks
+
+
+def check_resolution(
+    *,
+    action: ResolutionAction,
+    amount: Decimal,
+    dispute_type: str,
+    refundable: Decimal,
+    currency: str | None,
+    expected_currency: str,
+) -> list[Violation]:
+    """The hard bounds of any resolution, proposed or modified."""
+    if not amount.is_finite():
+        return [Violation("amount_not_finite", f"amount {amount} is not a number")]
+    found: list[Violation] = []
+    allowed = allowed_actions(dispute_type)
+    if action not in allowed:
+        names = ", ".join(sorted(a.value for a in allowed))
+        found.append(
+            Violation(
+                "action_not_allowed",
+                f"action {action.value} is not allowed for {dispute_type} (allowed: {names})",
+            )
+        )
+    if currency is not None and currency.lower() != expected_currency.lower():
+        found.append(
+            Violation(
+                "currency_mismatch",
+                f"currency {currency} differs from the charge currency {expected_currency}",
+            )
+        )
+    places = currency_decimals(expected_currency)
+    exponent = amount.normalize().as_tuple().exponent
+    if isinstance(exponent, int) and exponent < -places:
+        found.append(
+            Violation(
+                "too_many_decimals",
+                f"amount {amount} has more than {places} decimal places for "
+                f"{expected_currency.upper()}",
+            )
+        )
+    if action in MONEY_MOVING_ACTIONS and amount <= ZERO:
+        found.append(
+            Violation(
+                "amount_not_positive", f"{action.value} needs an amount above 0, got {amount}"
+            )
+        )
+    if action == ResolutionAction.DENY_REFUND and amount != ZERO:
+        found.append(Violation("deny_with_amount", f"deny_refund must have amount 0, got {amount}"))
+    if amount > refundable:
+        found.append(
+            Violation(
+                "amount_above_refundable",
+                f"amount {amount} exceeds the refundable {_money(refundable)} on the charge",
+            )
+        )
+    if action == ResolutionAction.PARTIAL_REFUND and amount > ZERO and amount >= refundable:
+        found.append(
+            Violation(
+                "partial_not_below_full",
+                f"partial_refund {amount} must be below the full refundable {_money(refundable)}",
+            )
+        )
+    if action == ResolutionAction.FULL_REFUND and ZERO < amount < refundable:
+        found.append(
+            Violation(
+                "full_not_refundable",
+                f"full_refund must be the refundable {_money(refundable)}, got {amount}; "
+                "use partial_refund for less",
+            )
+        )
+    return found
+
+
+def check_proposal(
+    proposal: ResolutionProposal,
+    context: DraftingContext,
+    *,
+    assessment: PolicyAssessment | None = None,
+) -> list[Violation]:
+    """Hard bounds plus the policy ceiling, for a drafted proposal."""
+    found = check_resolution(
+        action=proposal.action,
+        amount=proposal.amount,
+        dispute_type=context.case.dispute_type,
+        refundable=refundable_of(context),
+        currency=proposal.currency,
+        expected_currency=context.disputed_charge.currency,
+    )
+    if not proposal.amount.is_finite():
+        return found
+    policy = assessment or assess(context)
+    if proposal.action in MONEY_MOVING_ACTIONS and proposal.amount > policy.ceiling:
+        found.append(
+            Violation(
+                "amount_above_policy",
+                f"amount {proposal.amount} exceeds the policy ceiling {_money(policy.ceiling)} "
+                f"({policy.basis})",
+            )
+        )
+    return found
+
+
+def check_modification(
+    modified: ModifiedResolution,
+    *,
+    dispute_type: str,
+    refundable: Decimal,
+    currency: str,
+) -> list[Violation]:
+    """Hard bounds for a reviewer's modified resolution (`currency`: the charge's)."""
+    return check_resolution(
+        action=modified.action,
+        amount=modified.amount,
+        dispute_type=dispute_type,
+        refundable=refundable,
+        currency=None,
+        expected_currency=currency,
+    )
+
+
+__all__ = [
+    "PolicyAssessment",
+    "Violation",
+    "assess",
+    "check_modification",
+    "check_proposal",
+    "check_resolution",
+    "describe",
+    "find_duplicate_of",
+    "plan_for_charge",
+    "proposal_risk_level",
+    "refundable_of",
+]
