@@ -13,7 +13,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from api.deps import ApiServices
-from api.routes import costs, dashboard, health, reviews, workflows
+from api.routes import costs, dashboard, health, review_page, reviews, workflows
 from services.errors import PaymentsAgentError
 
 log = logging.getLogger(__name__)
@@ -77,8 +77,11 @@ def create_app(services: ApiServices) -> FastAPI:
     async def domain_error(request: Request, exc: PaymentsAgentError) -> JSONResponse:
         if exc.status_code >= 500:
             log.error("%s %s failed: %s", request.method, request.url.path, exc.message)
+        headers = {"WWW-Authenticate": "Bearer"} if exc.status_code == 401 else None
         return JSONResponse(
-            {"error": exc.message, "status": exc.status_code}, status_code=exc.status_code
+            {"error": exc.message, "status": exc.status_code},
+            status_code=exc.status_code,
+            headers=headers,
         )
 
     @app.exception_handler(RequestValidationError)
@@ -98,7 +101,7 @@ def create_app(services: ApiServices) -> FastAPI:
         log.exception("%s %s failed", request.method, request.url.path)
         return JSONResponse({"error": "internal error", "status": 500}, status_code=500)
 
-    for module in (health, reviews, workflows, costs, dashboard):
+    for module in (health, reviews, workflows, costs, dashboard, review_page):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.add_middleware(BodyLimit)

@@ -136,6 +136,9 @@ reviewer_api_keys = Table(
     metadata,
     Column("id", Integer, primary_key=True),
     Column("reviewer", String(200), nullable=False),
+    # The reviewer's e-mail (migration 0002): review links go to e-mail addresses, and a
+    # link decision is recorded under the reviewer name registered for that address.
+    Column("email", String(320), index=True),
     Column("key_prefix", String(16), nullable=False),
     Column("key_hash", String(64), nullable=False, unique=True),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),

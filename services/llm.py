@@ -81,7 +81,8 @@ class DraftingContext(BaseModel):
 
 
 class ResolutionDrafter(Protocol):
-    name: str
+    @property
+    def name(self) -> str: ...
 
     async def draft(self, *, context: DraftingContext) -> DraftResult: ...
 

@@ -1,8 +1,8 @@
 """Create, reset or check the PaymentsAgent schema (Alembic migrations).
 
-  python utils/setup_database.py           apply pending migrations
-  python utils/setup_database.py --reset   drop everything (runs, checkpoints) and re-create
-  python utils/setup_database.py --check   exit 1 unless the schema is at the latest revision
+python utils/setup_database.py           apply pending migrations
+python utils/setup_database.py --reset   drop everything (runs, checkpoints) and re-create
+python utils/setup_database.py --check   exit 1 unless the schema is at the latest revision
 """
 
 from __future__ import annotations

@@ -1,6 +1,8 @@
 """Recording a reviewer's decision: the checks every channel (API, link, page) shares.
 
-The decision is stored in PostgreSQL, the source of truth; a worker resumes the run.
+The reviewer is always the authenticated one (API key, review-link token or dashboard
+session), never a name taken from a request body. The decision is stored in PostgreSQL,
+the source of truth, with its channel and the proposal it replaced; a worker resumes the run.
 """
 
 from __future__ import annotations
@@ -47,8 +49,10 @@ async def record_decision(
     run = await pending_review(store, run_id)
     if case_id is not None and case_id != run["case_id"]:
         raise InvalidRequestError(f"case_id {case_id} does not match run {run_id}")
+    if not reviewer.strip() or reviewer.strip().casefold() == "system":
+        raise InvalidRequestError("a decision needs a human reviewer")
     prior = await store.decisions_for_run(run_id)
-    if any(d["reviewer"] == reviewer for d in prior):
+    if any(str(d["reviewer"]).casefold() == reviewer.casefold() for d in prior):
         raise ConflictError(
             f"{reviewer} has already decided run {run_id}; "
             "a second approval must come from a different reviewer"

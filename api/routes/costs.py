@@ -5,13 +5,14 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Depends
 
+from api.auth import require_api_reviewer
 from api.deps import Services
 from api.routes.workflows import parse_run_id
 from services.errors import NotFoundError
 
-router = APIRouter(prefix="/costs", tags=["costs"])
+router = APIRouter(prefix="/costs", tags=["costs"], dependencies=[Depends(require_api_reviewer)])
 
 
 def _run_costs(run: dict[str, Any]) -> dict[str, Any]:

@@ -1,18 +1,27 @@
-"""Human review over REST: the pending list and decisions."""
+"""Human review over REST: the pending list and decisions (reviewer API key required).
+
+The decision is recorded under the reviewer the API key belongs to. `reviewer_name` in the
+body is optional; when given it must name that same reviewer (else 403), so a client can
+never record a decision in someone else's name.
+"""
 
 from __future__ import annotations
 
 import uuid
 from typing import Any, Literal
 
-from fastapi import APIRouter, status
+from fastapi import APIRouter, Depends, status
 from pydantic import BaseModel, ConfigDict, Field
 
+from api.auth import ApiReviewer, require_api_reviewer
 from api.deps import Services
 from models.domain import ModifiedResolution
+from services.errors import ForbiddenError
 from workflows.decisions import record_decision
 
-router = APIRouter(prefix="/human-review", tags=["review"])
+router = APIRouter(
+    prefix="/human-review", tags=["review"], dependencies=[Depends(require_api_reviewer)]
+)
 
 
 class DecisionRequest(BaseModel):
@@ -21,7 +30,7 @@ class DecisionRequest(BaseModel):
     run_id: uuid.UUID
     case_id: str | None = Field(default=None, max_length=64)
     decision: Literal["approved", "rejected"]
-    reviewer_name: str = Field(min_length=1, max_length=200)
+    reviewer_name: str | None = Field(default=None, min_length=1, max_length=200)
     comments: str = Field(default="", max_length=4000)
     modified_resolution: ModifiedResolution | None = None
 
@@ -67,14 +76,24 @@ async def pending(services: Services) -> dict[str, Any]:
 
 
 @router.post("/decision", status_code=status.HTTP_202_ACCEPTED)
-async def decide(body: DecisionRequest, services: Services) -> dict[str, Any]:
-    """Record a decision; the worker resumes the run from its checkpoint."""
+async def decide(
+    body: DecisionRequest, services: Services, reviewer: ApiReviewer
+) -> dict[str, Any]:
+    """Record the authenticated reviewer's decision; a worker resumes the run."""
+    if (
+        body.reviewer_name is not None
+        and body.reviewer_name.strip().casefold() != reviewer.name.casefold()
+    ):
+        raise ForbiddenError(
+            f"reviewer_name '{body.reviewer_name[:200]}' is not the reviewer of this API key "
+            f"('{reviewer.name}'); omit it or send your own"
+        )
     decision = await record_decision(
         services.store,
         run_id=str(body.run_id),
         case_id=body.case_id,
         decision=body.decision,
-        reviewer=body.reviewer_name,
+        reviewer=reviewer.name,
         channel="api",
         comments=body.comments,
         modified=body.modified_resolution,

@@ -5,12 +5,15 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Depends
 
+from api.auth import require_api_reviewer
 from api.deps import Services
 from services.errors import NotFoundError
 
-router = APIRouter(prefix="/workflow", tags=["workflow"])
+router = APIRouter(
+    prefix="/workflow", tags=["workflow"], dependencies=[Depends(require_api_reviewer)]
+)
 
 
 def parse_run_id(run_id: str) -> str:
@@ -22,6 +25,25 @@ def parse_run_id(run_id: str) -> str:
 
 def _iso(value: Any) -> Any:
     return value.isoformat() if hasattr(value, "isoformat") else value
+
+
+def _system_decisions(review: dict[str, Any]) -> list[dict[str, Any]]:
+    """Auto-approvals, recorded in the run's state as approved by the system with the rule."""
+    return [
+        {
+            "round": d.get("round", 1),
+            "decision": d["decision"],
+            "reviewer": "system",
+            "channel": "system",
+            "comments": d.get("comments", ""),
+            "before": None,
+            "after": None,
+            "decided_at": d.get("decided_at"),
+            "applied_at": d.get("decided_at"),
+        }
+        for d in review.get("decisions") or []
+        if d.get("channel") == "system"
+    ]
 
 
 @router.get("/{run_id}/status")
@@ -46,7 +68,8 @@ async def run_status(run_id: str, services: Services) -> dict[str, Any]:
             "plan": review.get("plan"),
             "awaiting_round": review.get("awaiting_round"),
         },
-        "decisions": [
+        "decisions": _system_decisions(review)
+        + [
             {
                 "round": d["round"],
                 "decision": d["decision"],

@@ -1,4 +1,7 @@
-"""The review API: decisions, status, costs and the errors a client can provoke."""
+"""The review API: decisions, status, costs and the errors a client can provoke.
+
+Every endpoint but /health needs a reviewer API key; the client here sends alice's.
+"""
 
 from __future__ import annotations
 
@@ -9,14 +12,26 @@ import pytest
 
 from api.app import create_app
 from api.deps import ApiServices
+from services.reviewer_keys import ReviewerKeys
 from tests.integration.conftest import Harness
 
 
 @pytest.fixture
-async def api(harness: Harness) -> AsyncIterator[httpx.AsyncClient]:
+async def keys(harness: Harness) -> dict[str, str]:
+    """API keys of two reviewers, alice and bob."""
+    reviewer_keys = ReviewerKeys(harness.store.engine)
+    return {name: (await reviewer_keys.create(name)).key for name in ("alice", "bob")}
+
+
+@pytest.fixture
+async def api(harness: Harness, keys: dict[str, str]) -> AsyncIterator[httpx.AsyncClient]:
     app = create_app(ApiServices(store=harness.store, backends={"crm": "fake"}))
     transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+    async with httpx.AsyncClient(
+        transport=transport,
+        base_url="http://test",
+        headers={"Authorization": f"Bearer {keys['alice']}"},
+    ) as client:
         yield client
 
 
@@ -32,7 +47,7 @@ def body(run_id: str, **overrides: object) -> dict[str, object]:
 
 
 async def test_health_reports_backends(api: httpx.AsyncClient) -> None:
-    response = await api.get("/health")
+    response = await api.get("/health", headers={"Authorization": ""})
     assert response.status_code == 200
     assert response.json()["integrations"] == {"crm": "fake"}
     assert response.json()["database"] == "ok"
@@ -47,7 +62,7 @@ async def test_pending_lists_the_paused_run(api: httpx.AsyncClient, harness: Har
 
 
 async def test_decision_is_recorded_and_second_one_conflicts(
-    api: httpx.AsyncClient, harness: Harness
+    api: httpx.AsyncClient, harness: Harness, keys: dict[str, str]
 ) -> None:
     started = await harness.runner.start(case_id="500A")
     first = await api.post("/human-review/decision", json=body(started.run_id))
@@ -55,7 +70,9 @@ async def test_decision_is_recorded_and_second_one_conflicts(
     stored = await harness.store.unapplied_decisions(run_id=started.run_id)
     assert [d.decision.reviewer for d in stored] == ["alice"]
     second = await api.post(
-        "/human-review/decision", json=body(started.run_id, reviewer_name="bob")
+        "/human-review/decision",
+        json=body(started.run_id, reviewer_name="bob"),
+        headers={"Authorization": f"Bearer {keys['bob']}"},
     )
     assert second.status_code == 409
     assert "already" in second.json()["error"]

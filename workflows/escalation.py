@@ -1,0 +1,162 @@
+"""Reminders and escalation for reviews left waiting. Nothing is ever decided by a timeout.
+
+A run pending longer than REVIEW_REMINDER_HOURS gets one reminder to the approvers who
+have not decided yet; longer than REVIEW_ESCALATION_HOURS, one e-mail to ESCALATION_EMAIL.
+Waiting is measured from the run's creation. Each is recorded in `notifications` (whatever
+its outcome, so a failing mail server does not produce a reminder per sweep) and in the
+audit trail. The sweep runs in the worker process; an advisory lock per run keeps two
+workers from sending the same reminder.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any, Protocol
+
+from services.email import Delivery, NotificationLog
+from services.notifications import ESCALATION, REMINDER
+from services.settings import Settings
+from services.store import RunBusyError, WorkflowStore
+from utils.logging_config import bind_run_id
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class EscalationPolicy:
+    reminder_after: timedelta
+    escalate_after: timedelta
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> EscalationPolicy:
+        return cls(
+            reminder_after=timedelta(hours=settings.review_reminder_hours),
+            escalate_after=timedelta(hours=settings.review_escalation_hours),
+        )
+
+
+class OverdueNotifier(Protocol):
+    log: NotificationLog
+
+    async def send_reminder(
+        self, run: dict[str, Any], *, waited: timedelta, decided_by: set[str]
+    ) -> list[Delivery]: ...
+
+    async def send_escalation(
+        self, run: dict[str, Any], *, waited: timedelta
+    ) -> list[Delivery]: ...
+
+
+@dataclass
+class SweepReport:
+    reminded: list[str] = field(default_factory=list)
+    escalated: list[str] = field(default_factory=list)
+
+
+async def notify_overdue_reviews(
+    *,
+    store: WorkflowStore,
+    notifier: OverdueNotifier,
+    policy: EscalationPolicy,
+    now: datetime,
+) -> SweepReport:
+    """Send the reminders and escalations that are due at `now`; never decide anything."""
+    report = SweepReport()
+    for run in await store.list_runs(status="pending", limit=1000):
+        waited = now - run["created_at"]
+        if waited < min(policy.reminder_after, policy.escalate_after):
+            continue
+        run_id = str(run["run_id"])
+        try:
+            async with store.run_lock(f"escalation:{run_id}"):
+                with bind_run_id(run_id):
+                    await _notify_run(store, notifier, policy, run, waited, report)
+        except RunBusyError:
+            continue  # another worker is sweeping this run right now
+    return report
+
+
+async def _notify_run(
+    store: WorkflowStore,
+    notifier: OverdueNotifier,
+    policy: EscalationPolicy,
+    run: dict[str, Any],
+    waited: timedelta,
+    report: SweepReport,
+) -> None:
+    run_id = str(run["run_id"])
+    awaiting = (run.get("human_review_data") or {}).get("awaiting_round")
+    decisions = await store.decisions_for_run(run_id)
+    if awaiting is None or any(d["round"] == awaiting for d in decisions):
+        return  # a decision is recorded and about to be applied: nobody needs chasing
+    done = await notifier.log.kinds(run_id)
+    hours = round(waited.total_seconds() / 3600, 1)
+    if waited >= policy.reminder_after and REMINDER not in done:
+        decided_by = {str(d["reviewer"]).casefold() for d in decisions}
+        sent = await notifier.send_reminder(run, waited=waited, decided_by=decided_by)
+        await _audit(store, run, "review_reminder_sent", sent, hours)
+        report.reminded.append(run_id)
+    if waited >= policy.escalate_after and ESCALATION not in done:
+        sent = await notifier.send_escalation(run, waited=waited)
+        await _audit(store, run, "review_escalated", sent, hours)
+        report.escalated.append(run_id)
+
+
+async def _audit(
+    store: WorkflowStore,
+    run: dict[str, Any],
+    event: str,
+    deliveries: list[Delivery],
+    hours: float,
+) -> None:
+    log.info("%s after %s h: %s", event, hours, ", ".join(d.status for d in deliveries))
+    await store.audit(
+        run_id=str(run["run_id"]),
+        case_id=run["case_id"],
+        step="wait_human_review",
+        actor="system",
+        event=event,
+        detail={
+            "waited_hours": hours,
+            "recipients": [
+                {"to": d.recipient, "status": d.status, "attempts": d.attempts, "error": d.error}
+                for d in deliveries
+            ],
+        },
+    )
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+async def review_escalation_loop(
+    *,
+    store: WorkflowStore,
+    notifier: OverdueNotifier,
+    policy: EscalationPolicy,
+    stop: asyncio.Event,
+    interval_seconds: float = 300.0,
+    clock: Callable[[], datetime] = _utc_now,
+) -> None:
+    """Sweep for overdue reviews every `interval_seconds` until `stop` is set."""
+    while not stop.is_set():
+        try:
+            report = await notify_overdue_reviews(
+                store=store, notifier=notifier, policy=policy, now=clock()
+            )
+            if report.reminded or report.escalated:
+                log.info(
+                    "review sweep: %d reminded, %d escalated",
+                    len(report.reminded),
+                    len(report.escalated),
+                )
+        except Exception:  # the process boundary: a failed sweep is retried at the next one
+            log.exception("review reminder sweep failed")
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=interval_seconds)
