@@ -70,6 +70,7 @@ def build_integrations(
             access_token=settings.crm_access_token.get_secret_value(),
             api_version=settings.crm_api_version,
             timeout=timeout,
+            multi_currency=settings.crm_multi_currency,
         )
     else:
         data, book = sandbox()
@@ -83,6 +84,7 @@ def build_integrations(
             base_url=settings.billing_base_url,
             access_token=settings.billing_access_token.get_secret_value(),
             timeout=timeout,
+            credit_charge_id=settings.billing_credit_charge_id,
         )
     else:
         data, book = sandbox()

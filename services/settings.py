@@ -9,6 +9,8 @@ from typing import Annotated, Literal
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
 CRMBackend = Literal["sandbox", "salesforce"]
 BillingBackend = Literal["sandbox", "zuora"]
 PaymentBackend = Literal["sandbox", "stripe"]
@@ -49,9 +51,11 @@ class Settings(BaseSettings):
     crm_base_url: str | None = None
     crm_access_token: SecretStr | None = None
     crm_api_version: str = "v60.0"
+    crm_multi_currency: bool = False
     billing_backend: BillingBackend = "sandbox"
     billing_base_url: str | None = None
     billing_access_token: SecretStr | None = None
+    billing_credit_charge_id: str | None = None
     payment_backend: PaymentBackend = "sandbox"
     payment_secret_key: SecretStr | None = None
     payment_api_base: str = "https://api.stripe.com"
@@ -74,7 +78,7 @@ class Settings(BaseSettings):
     # Knowledge
     chroma_db_path: Path = Path("chroma_db")
     chroma_url: str | None = None
-    policies_dir: Path = Path("policies")
+    policies_dir: Path = PROJECT_ROOT / "policies"
 
     # Review
     smtp_host: str | None = None

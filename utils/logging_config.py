@@ -99,5 +99,13 @@ def configure_logging(log_dir: Path, level: str = "INFO", *, console: bool = Tru
         stream.setFormatter(ConsoleFormatter())
         stream.addFilter(context)
         root.addHandler(stream)
-    for noisy in ("httpx", "botocore", "urllib3", "werkzeug", "chromadb", "uvicorn.access"):
+    for noisy in (
+        "httpx",
+        "botocore",
+        "urllib3",
+        "werkzeug",
+        "chromadb",
+        "uvicorn.access",
+        "stripe",
+    ):
         logging.getLogger(noisy).setLevel(logging.WARNING)

@@ -23,7 +23,9 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def wait_for(predicate: Callable[[], Any], *, timeout: float, what: str) -> Any:
+def wait_for(
+    predicate: Callable[[], Any], *, timeout: float, what: str, log: Callable[[], str] = str
+) -> Any:
     """Poll until `predicate` returns something truthy, or fail after `timeout` seconds."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -31,7 +33,7 @@ def wait_for(predicate: Callable[[], Any], *, timeout: float, what: str) -> Any:
         if value:
             return value
         time.sleep(0.25)
-    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}\n{log()}")
 
 
 class Processes:

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import signal
+import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -20,7 +22,7 @@ from moto.server import ThreadedMotoServer
 from psycopg.rows import dict_row
 
 from services.queue import ensure_queue, sqs_client
-from tests.e2e.conftest import Processes, free_port, wait_for
+from tests.e2e.conftest import ROOT, Processes, free_port, wait_for
 
 CASE_ID = "500Dn0000IoYa3aIQC"  # sandbox: cancellation not processed, $99.00, valid
 
@@ -67,7 +69,8 @@ def test_killed_worker_resumes_from_checkpoint_and_pays_once(
     run = wait_for(
         lambda: query(postgres_url, "SELECT * FROM workflow_states WHERE status = 'pending'"),
         timeout=90,
-        what="the run to pause for review:\n" + processes.output("worker-1"),
+        what="the run to pause for review",
+        log=lambda: processes.output("worker-1"),
     )[0]
     run_id = str(run["run_id"])
 
@@ -76,6 +79,7 @@ def test_killed_worker_resumes_from_checkpoint_and_pays_once(
 
     base = f"http://127.0.0.1:{api_port}"
     wait_for(lambda: _answers(f"{base}/health"), timeout=60, what="the API")
+    key = _reviewer_key(processes, "alice")
     response = httpx.post(
         f"{base}/human-review/decision",
         json={
@@ -85,6 +89,7 @@ def test_killed_worker_resumes_from_checkpoint_and_pays_once(
             "reviewer_name": "alice",
             "comments": "verified",
         },
+        headers={"Authorization": f"Bearer {key}"},
         timeout=10,
     )
     assert response.status_code == 202, response.text
@@ -92,11 +97,10 @@ def test_killed_worker_resumes_from_checkpoint_and_pays_once(
 
     processes.start(name="worker-2", **queue_env)
     wait_for(
-        lambda: query(
-            postgres_url, "SELECT 1 FROM workflow_states WHERE status = 'completed'"
-        ),
+        lambda: query(postgres_url, "SELECT 1 FROM workflow_states WHERE status = 'completed'"),
         timeout=90,
-        what="the new worker to complete the run:\n" + processes.output("worker-2"),
+        what="the new worker to complete the run",
+        log=lambda: processes.output("worker-2"),
     )
     runs = query(postgres_url, "SELECT run_id, status FROM workflow_states")
     assert [(str(r["run_id"]), r["status"]) for r in runs] == [(run_id, "completed")]
@@ -109,6 +113,20 @@ def test_killed_worker_resumes_from_checkpoint_and_pays_once(
     )
     assert len(executed) == 1
     assert api.poll() is None
+
+
+def _reviewer_key(processes: Processes, name: str) -> str:
+    """A reviewer API key, created as an operator would (utils/manage_reviewers.py)."""
+    created = subprocess.run(
+        [sys.executable, str(ROOT / "utils" / "manage_reviewers.py"), "create", name],
+        env=processes.env,
+        cwd=processes.workdir,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    return next(line for line in created.stdout.splitlines() if line.startswith("pa_"))
 
 
 def _answers(url: str) -> bool:
