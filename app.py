@@ -28,13 +28,15 @@ import httpx
 import uvicorn
 
 from api.app import create_app
-from api.deps import ApiServices
+from api.deps import build_api_services
 from services.backends import Integrations, build_integrations
+from services.chroma_store import ChromaPolicyStore, open_policy_store
 from services.database import Database, create_engine, open_database, upgrade_schema
-from services.knowledge import PolicyStore
-from services.llm import ResolutionDrafter
-from services.notifications import ReviewNotifier
+from services.errors import PaymentsAgentError
+from services.llm import GuardedDrafter, build_drafter
+from services.notifications import EmailNotifier, build_notifier
 from services.queue import DisputeQueue, open_queue
+from services.reviewer_keys import ReviewerKeys
 from services.sandbox import SandboxDataset, SandboxLedger, load_dataset
 from services.settings import ConfigurationError, Settings
 from services.store import WorkflowStore
@@ -42,13 +44,16 @@ from utils.logging_config import configure_logging
 from workflows.checkpointing import open_checkpointer
 from workflows.context import ReviewRules, WorkflowContext
 from workflows.dispute_workflow import build_graph
+from workflows.escalation import EscalationPolicy, review_escalation_loop
 from workflows.runner import RunOutcome, WorkflowRunner
 from workflows.worker import DisputeWorker, WorkerSettings
 
 log = logging.getLogger("payments_agent")
 
 DEMO_OVERRIDES: dict[str, Any] = {
-    "auto_approve_max_amount": Decimal("25.00"),
+    "auto_approve_max_amount": Decimal("50.00"),
+    # The offline rules drafter's confidence tops out at 0.85.
+    "auto_approve_min_confidence": 0.85,
     "worker_wait_time_seconds": 1,
     "worker_sweep_interval_seconds": 2.0,
 }
@@ -90,8 +95,9 @@ class Workflow:
     core: Core
     runner: WorkflowRunner
     integrations: Integrations
-    knowledge: PolicyStore
-    drafter: ResolutionDrafter
+    knowledge: ChromaPolicyStore
+    drafter: GuardedDrafter
+    notifier: EmailNotifier
 
 
 @contextlib.asynccontextmanager
@@ -109,16 +115,8 @@ async def open_core(settings: Settings) -> AsyncIterator[Core]:
         await engine.dispose()
 
 
-def build_notifier(settings: Settings, store: WorkflowStore) -> ReviewNotifier:
-    from services.notifications import LogOnlyNotifier
-
-    return LogOnlyNotifier(public_base_url=settings.public_base_url)
-
-
 @contextlib.asynccontextmanager
 async def open_workflow(core: Core) -> AsyncIterator[Workflow]:
-    from services.chroma_store import open_policy_store
-    from services.llm import build_drafter
 
     settings = core.settings
     store = core.store
@@ -127,7 +125,13 @@ async def open_workflow(core: Core) -> AsyncIterator[Workflow]:
             settings, dataset=core.dataset, ledger=SandboxLedger(store.engine), http_client=http
         )
         knowledge = await asyncio.to_thread(open_policy_store, settings)
+        await seed_knowledge_if_empty(knowledge, settings)
         drafter = build_drafter(settings, engine=store.engine)
+        notifier = build_notifier(settings, engine=store.engine)
+
+        async def resolution_stored(dispute_type: str) -> None:
+            await drafter.invalidate(dispute_type=dispute_type)
+
         try:
             async with open_checkpointer(
                 core.database.url, max_size=settings.worker_max_in_flight + 2
@@ -138,7 +142,7 @@ async def open_workflow(core: Core) -> AsyncIterator[Workflow]:
                     payments=integrations.payments,
                     knowledge=knowledge,
                     drafter=drafter,
-                    notifier=build_notifier(settings, store),
+                    notifier=notifier,
                     store=store,
                     review_rules=ReviewRules(
                         auto_approve_max_amount=settings.auto_approve_max_amount,
@@ -148,12 +152,25 @@ async def open_workflow(core: Core) -> AsyncIterator[Workflow]:
                     ),
                     dispute_window_days=settings.dispute_window_days,
                     retry=integrations.retry,
-                    on_resolution_stored=getattr(drafter, "invalidate", None),
+                    on_resolution_stored=resolution_stored,
                 )
                 runner = WorkflowRunner(graph=build_graph(saver), context=context, store=store)
-                yield Workflow(core, runner, integrations, knowledge, drafter)
+                yield Workflow(core, runner, integrations, knowledge, drafter, notifier)
         finally:
             await integrations.aclose()
+
+
+async def seed_knowledge_if_empty(knowledge: ChromaPolicyStore, settings: Settings) -> None:
+    """A new installation starts with the shipped policies and historical resolutions."""
+    from services.chroma_store import seed_precedents
+
+    counts = await knowledge.counts()
+    if not counts.get("company_policies"):
+        report = await knowledge.ingest_policies(directory=settings.policies_dir)
+        log.info("ingested policies from %s: %s", settings.policies_dir, report)
+    if not counts.get("dispute_resolutions"):
+        seeded = await seed_precedents(knowledge)
+        log.info("seeded %d historical resolutions", seeded)
 
 
 def connect_queue(settings: Settings) -> DisputeQueue:
@@ -187,8 +204,18 @@ def make_worker(
     )
 
 
+async def escalations(workflow: Workflow, stop: asyncio.Event) -> None:
+    """Remind approvers of overdue reviews and escalate long-waiting ones (never decide)."""
+    await review_escalation_loop(
+        store=workflow.core.store,
+        notifier=workflow.notifier,
+        policy=EscalationPolicy.from_settings(workflow.core.settings),
+        stop=stop,
+    )
+
+
 def api_server(core: Core) -> uvicorn.Server:
-    app = create_app(ApiServices(store=core.store, backends=core.backends()))
+    app = create_app(build_api_services(core.settings, store=core.store, backends=core.backends()))
     config = uvicorn.Config(
         app,
         host=core.settings.api_host,
@@ -215,7 +242,9 @@ async def run_worker(settings: Settings) -> int:
         queue = connect_queue(settings)
         try:
             log.info("worker consuming %s (%s)", queue.url, queue.describe())
-            await make_worker(workflow, queue, None).run(stop)
+            await asyncio.gather(
+                make_worker(workflow, queue, None).run(stop), escalations(workflow, stop)
+            )
         finally:
             queue.close()
     return 0
@@ -251,9 +280,11 @@ async def run_single(settings: Settings, case_id: str, customer_id: str | None) 
             print(
                 "Decide it with the API (a running worker, `python app.py`, resumes it):\n"
                 f"  curl -X POST {settings.public_base_url}/human-review/decision "
-                "-H 'Content-Type: application/json' \\\n"
+                "-H 'Content-Type: application/json' "
+                "-H 'Authorization: Bearer YOUR_REVIEWER_KEY' \\\n"
                 f'    -d \'{{"run_id": "{outcome.run_id}", "case_id": "{case_id}", '
-                '"decision": "approved", "reviewer_name": "YOUR NAME"}\''
+                '"decision": "approved", "comments": "checked"}\'\n'
+                "Reviewer keys: uv run python utils/manage_reviewers.py create NAME --email E"
             )
         return 0 if outcome.status != "failed" else 1
 
@@ -300,18 +331,29 @@ def outcome_line(run: dict[str, Any]) -> str:
         )
     if run["status"] == "rejected":
         if final.get("outcome") == "invalid":
-            return f"{head}  rejected: {final.get('failed_rule')} ({final.get('reason')})"
+            return f"{head}  rejected: {final.get('failed_rule')}: {final.get('reason')}"
         return f"{head}  rejected by {final.get('reviewer')}"
     if run["status"] == "completed":
-        return f"{head}  completed: {final.get('action')} {final.get('amount')}"
+        how = "auto-approved" if _auto_approved(run) else "approved"
+        return f"{head}  completed ({how}): {final.get('action')} {final.get('amount')}"
     error = final.get("error") or {}
     return f"{head}  {run['status']}: {error.get('message', '')}"
+
+
+def _auto_approved(run: dict[str, Any]) -> bool:
+    plan = (run.get("human_review_data") or {}).get("plan") or {}
+    return bool(plan.get("auto_approve"))
 
 
 async def run_demo(settings: Settings) -> int:
     stop = asyncio.Event()
     stop_on_signals(stop)
     started = time.monotonic()
+    print(
+        "Starting the demo: embedded PostgreSQL, embedded SQS, sandbox backends, offline "
+        "rules drafter (the first start also builds the knowledge base)",
+        flush=True,
+    )
     async with open_core(settings) as core, open_workflow(core) as workflow:
         queue = connect_queue(settings)
         try:
@@ -329,8 +371,13 @@ async def run_demo(settings: Settings) -> int:
                 asyncio.create_task(worker.run(stop)),
                 asyncio.create_task(server.serve()),
                 asyncio.create_task(report_progress(core, [c.case_id for c in cases], stop)),
+                asyncio.create_task(escalations(workflow, stop)),
             ]
-            print(f"Review at {settings.public_base_url}/ (Ctrl-C to stop)")
+            issued = await ReviewerKeys(core.store.engine).rotate("demo-reviewer")
+            print(
+                f"Review at {settings.public_base_url}/login with the demo reviewer key "
+                f"{issued.key} (Ctrl-C to stop)"
+            )
             await stop.wait()
             server.should_exit = True
             await asyncio.gather(*tasks, return_exceptions=True)
@@ -416,6 +463,9 @@ def main(argv: list[str] | None = None) -> int:
         return asyncio.run(mode)
     except ConfigurationError as exc:
         print(f"configuration error: {exc}", file=sys.stderr)
+        return 2
+    except PaymentsAgentError as exc:
+        print(f"cannot start: {exc.message}", file=sys.stderr)
         return 2
 
 

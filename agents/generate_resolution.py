@@ -12,9 +12,10 @@ from services.llm import DraftingContext
 from workflows.context import WorkflowContext
 
 # Prompt context caps (DESIGN.md): the drafter never sees more than this.
-MAX_CHARGES = 5
 MAX_POLICIES = 3
 MAX_PRECEDENTS = 3
+# Retrieved text kept in the run for the review page: enough to read, bounded in size.
+SNIPPET_CHARS = 600
 
 
 async def generate_resolution(
@@ -45,7 +46,8 @@ async def generate_resolution(
         disputes_last_90d=crm.disputes_last_90d,
         billing=billing,
         disputed_charge=charge,
-        recent_charges=payment.recent_charges[:MAX_CHARGES],
+        # services/prompt.py shows at most 5; the drafter sees all, to find a duplicate's twin.
+        recent_charges=payment.recent_charges,
         refundable=charge.refundable,
         policies=policies[:MAX_POLICIES],
         precedents=precedents[:MAX_PRECEDENTS],
@@ -55,10 +57,28 @@ async def generate_resolution(
         "proposal": result.proposal.model_dump(mode="json"),
         "retrieved": {
             "policies": [
-                {"id": p.chunk_id, "policy_id": p.policy_id, "section": p.section, "score": p.score}
+                {
+                    "id": p.chunk_id,
+                    "policy_id": p.policy_id,
+                    "title": p.title,
+                    "section": p.section,
+                    "source_file": p.source_file,
+                    "score": p.score,
+                    "text": p.text[:SNIPPET_CHARS],
+                }
                 for p in context.policies
             ],
-            "precedents": [{"case_id": p.case_id, "score": p.score} for p in context.precedents],
+            "precedents": [
+                {
+                    "case_id": p.case_id,
+                    "dispute_type": p.dispute_type,
+                    "amount": str(p.amount),
+                    "outcome": p.outcome,
+                    "score": p.score,
+                    "text": p.text[:SNIPPET_CHARS],
+                }
+                for p in context.precedents
+            ],
         },
         "costs": [call.model_dump(mode="json") for call in result.calls],
     }

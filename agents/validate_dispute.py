@@ -53,7 +53,7 @@ async def validate_dispute(
             "amount_within_refundable",
             lambda: (
                 charge is not None and case.amount <= charge.refundable,
-                f"claimed {case.amount} {case.currency}, refundable "
+                f"claimed {case.amount} {case.currency.upper()}, refundable "
                 f"{charge.refundable if charge else 0} (charged {charge.amount if charge else 0},"
                 f" refunded {charge.amount_refunded if charge else 0})",
             ),
@@ -76,7 +76,7 @@ async def validate_dispute(
         passed, detail = check()
         results.append({"rule": rule, "passed": passed, "detail": detail})
         if not passed:
-            return {"validation": _verdict(False, rule, f"{rule} failed: {detail}", results)}
+            return {"validation": _verdict(False, rule, detail, results)}
     return {"validation": _verdict(True, None, "all rules passed", results)}
 
 

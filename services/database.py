@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -41,11 +42,14 @@ def open_database(url: str | None, data_dir: Path) -> Database:
     """Use `url`, or start (or reuse) the embedded PostgreSQL under `data_dir/postgres`."""
     if url:
         return Database(url=url)
-    import pgserver  # imported here: only the embedded default needs it
-
     pgdata = (data_dir / "postgres").resolve()
     pgdata.mkdir(parents=True, exist_ok=True)
-    server = pgserver.get_server(pgdata, cleanup_mode="stop")  # type: ignore[attr-defined]
+    with warnings.catch_warnings():
+        # platformdirs warns about XDG_RUNTIME_DIR on headless machines; harmless here.
+        warnings.simplefilter("ignore")
+        import pgserver  # imported here: only the embedded default needs it
+
+        server = pgserver.get_server(pgdata, cleanup_mode="stop")  # type: ignore[attr-defined]
     log.info("embedded PostgreSQL at %s", pgdata)
     return Database(url=server.get_uri(), embedded=server)
 

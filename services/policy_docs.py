@@ -1,0 +1,514 @@
+"""Read policy documents (.docx) and cut them into retrievable chunks.
+
+Headings, paragraphs, bulleted and numbered lists and tables are read in document order.
+A chunk never crosses a section (a heading starts a new one) and never exceeds the
+embedder's window, so nothing is silently truncated. Tables are chunked by rows, each
+chunk repeating the header row (and the paragraph just before the table, its caption),
+so a row such as "6-12 hours | Premium | Full refund | 100% of the disputed charge" is
+always read beside "Outage duration | Customer segment | Compensation | Amount".
+Administrative sections (document control, revision history) are not indexed; sections
+are tagged informative (purpose, scope, definitions) or normative for ranking.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import zipfile
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from docx import Document
+from docx.document import Document as DocxDocument
+from docx.opc.exceptions import PackageNotFoundError
+from docx.oxml.ns import qn
+from docx.table import Table
+from docx.text.paragraph import Paragraph
+from lxml import etree
+
+from services.errors import PaymentsAgentError
+from services.policy_rules import POLICIES
+
+DEFAULT_MAX_TOKENS = 240  # the embedder reads 256 tokens; keep a margin for [CLS]/[SEP]
+OVERVIEW_SECTION = "Overview"
+# Small table chunks retrieve better than whole tables: a question about one row
+# matches a few rows far more closely than fifteen. Rows are spread evenly over chunks.
+DEFAULT_TABLE_ROWS = 3
+# Informative sections say what a policy is about rather than what to do; retrieval ranks
+# them below the normative ones (procedures, matrices, exclusions).
+INFORMATIVE_SECTIONS = frozenset(
+    {"overview", "introduction", "purpose", "scope", "definitions", "background"}
+)
+# Administrative sections describe the document, not the rules; they are not indexed.
+ADMINISTRATIVE_SECTIONS = frozenset(
+    {
+        "document control",
+        "document history",
+        "revision history",
+        "version history",
+        "related policies",
+        "contents",
+        "table of contents",
+    }
+)
+
+TokenCounter = Callable[[str], int]
+
+
+class PolicyDocumentError(PaymentsAgentError):
+    """A policy file cannot be read as a Word document."""
+
+    status_code = 422
+
+    def __init__(self, source_file: str, reason: str) -> None:
+        super().__init__(f"{source_file}: {reason}")
+        self.source_file = source_file
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class HeadingBlock:
+    level: int
+    text: str
+
+
+@dataclass(frozen=True)
+class TextBlock:
+    text: str  # list items carry their marker: "- item" or "3. item"
+
+
+@dataclass(frozen=True)
+class TableBlock:
+    header: tuple[str, ...]
+    rows: tuple[tuple[str, ...], ...]
+
+
+Block = HeadingBlock | TextBlock | TableBlock
+
+
+@dataclass(frozen=True)
+class ExtractedDocument:
+    title: str | None
+    policy_id: str | None
+    blocks: tuple[Block, ...]
+
+
+@dataclass(frozen=True)
+class PolicyChunk:
+    chunk_id: str
+    policy_id: str
+    title: str
+    section: str
+    source_file: str
+    index: int
+    kind: Literal["text", "table"]
+    text: str
+    content_hash: str
+
+    def metadata(self, *, file_hash: str) -> dict[str, str | int]:
+        """Metadata stored beside the chunk in the vector store."""
+        return {
+            "policy_id": self.policy_id,
+            "title": self.title,
+            "section": self.section,
+            "source_file": self.source_file,
+            "chunk_index": self.index,
+            "kind": self.kind,
+            "role": section_role(self.section),
+            "content_hash": self.content_hash,
+            "file_hash": file_hash,
+        }
+
+
+@dataclass(frozen=True)
+class PolicyFile:
+    source_file: str
+    policy_id: str
+    title: str
+    chunks: tuple[PolicyChunk, ...]
+    content_hash: str = field(init=False)
+
+    def __post_init__(self) -> None:
+        digest = hashlib.sha256()
+        for chunk in self.chunks:
+            digest.update(chunk.chunk_id.encode())
+            digest.update(chunk.content_hash.encode())
+        object.__setattr__(self, "content_hash", digest.hexdigest()[:32])
+
+
+@dataclass(frozen=True)
+class SkippedFile:
+    source_file: str
+    reason: str
+
+
+def _clean(text: str) -> str:
+    return re.sub(r"\s+", " ", text).strip()
+
+
+def _heading_level(paragraph: Paragraph) -> int | None:
+    name = paragraph.style.name if paragraph.style is not None else ""
+    if name == "Title":
+        return 0
+    match = re.fullmatch(r"Heading (\d)", name or "")
+    return int(match.group(1)) if match else None
+
+
+class _ListNumbering:
+    """Turns Word list paragraphs into "- item" / "n. item", counting per list."""
+
+    def __init__(self, document: DocxDocument) -> None:
+        self._formats: dict[tuple[str, str], str] = {}
+        self._counters: dict[tuple[str, str], int] = {}
+        try:
+            numbering = document.part.numbering_part.element
+        except (KeyError, NotImplementedError):
+            return
+        abstract_formats: dict[str, dict[str, str]] = {}
+        for abstract in numbering.findall(qn("w:abstractNum")):
+            levels = {}
+            for lvl in abstract.findall(qn("w:lvl")):
+                fmt = lvl.find(qn("w:numFmt"))
+                levels[lvl.get(qn("w:ilvl"), "0")] = (
+                    fmt.get(qn("w:val"), "decimal") if fmt is not None else "decimal"
+                )
+            abstract_formats[abstract.get(qn("w:abstractNumId"), "")] = levels
+        for num in numbering.findall(qn("w:num")):
+            ref = num.find(qn("w:abstractNumId"))
+            if ref is None:
+                continue
+            for ilvl, fmt in abstract_formats.get(ref.get(qn("w:val"), ""), {}).items():
+                self._formats[(num.get(qn("w:numId"), ""), ilvl)] = fmt
+
+    @staticmethod
+    def _num_pr(paragraph: Paragraph) -> tuple[str, str] | None:
+        for element in (paragraph._p, paragraph.style.element if paragraph.style else None):
+            if element is None:
+                continue
+            num_pr = element.find(f"{qn('w:pPr')}/{qn('w:numPr')}")
+            if num_pr is None:
+                continue
+            num_id = num_pr.find(qn("w:numId"))
+            ilvl = num_pr.find(qn("w:ilvl"))
+            if num_id is not None:
+                return (
+                    num_id.get(qn("w:val"), ""),
+                    ilvl.get(qn("w:val"), "0") if ilvl is not None else "0",
+                )
+        return None
+
+    def render(self, paragraph: Paragraph, text: str) -> str:
+        style = paragraph.style.name if paragraph.style is not None else ""
+        key = self._num_pr(paragraph)
+        if key is None or key[0] == "0":  # numId 0: numbering switched off
+            return f"- {text}" if style.startswith(("List Number", "List Bullet")) else text
+        indent = "  " * int(key[1]) if key[1].isdigit() else ""
+        fmt = self._formats.get(key, "bullet" if "Bullet" in style else "decimal")
+        if fmt in ("bullet", "none"):
+            return f"{indent}- {text}"
+        count = self._counters.get(key, 0) + 1
+        self._counters[key] = count
+        return f"{indent}{count}. {text}"
+
+
+def _table_block(table: Table) -> TableBlock | None:
+    rows: list[tuple[str, ...]] = []
+    for row in table.rows:
+        cells: list[str] = []
+        previous = None
+        for cell in row.cells:
+            if previous is not None and cell._tc is previous:
+                continue  # a horizontally merged cell is returned once per grid column
+            previous = cell._tc
+            cells.append(_clean(" ".join(p.text for p in cell.paragraphs)))
+        if any(cells):
+            rows.append(tuple(cells))
+    if not rows:
+        return None
+    return TableBlock(header=rows[0], rows=tuple(rows[1:]))
+
+
+def _open(path: Path) -> DocxDocument:
+    try:
+        return Document(str(path))
+    except (PackageNotFoundError, zipfile.BadZipFile) as exc:
+        raise PolicyDocumentError(
+            path.name, "not a Word .docx package (not a zip archive, or truncated)"
+        ) from exc
+    except KeyError as exc:
+        raise PolicyDocumentError(
+            path.name, f"incomplete .docx package (missing part {exc})"
+        ) from exc
+    except etree.XMLSyntaxError as exc:
+        raise PolicyDocumentError(path.name, f"malformed XML inside the .docx ({exc})") from exc
+    except (ValueError, OSError) as exc:
+        raise PolicyDocumentError(path.name, f"cannot be read as .docx ({exc})") from exc
+
+
+def extract_document(path: Path) -> ExtractedDocument:
+    """Read headings, paragraphs, lists and tables of a .docx in document order."""
+    document = _open(path)
+    numbering = _ListNumbering(document)
+    blocks: list[Block] = []
+    title: str | None = _clean(document.core_properties.title or "") or None
+    policy_id = _clean(document.core_properties.identifier or "") or None
+    try:
+        for item in document.iter_inner_content():
+            if isinstance(item, Table):
+                table = _table_block(item)
+                if table is not None:
+                    blocks.append(table)
+                continue
+            text = _clean(item.text)
+            if not text:
+                continue
+            if item.style is not None and item.style.name == "Subtitle":
+                continue  # document metadata (id, date, owner), already in the properties
+            level = _heading_level(item)
+            if level == 0:
+                title = title or text
+            elif level is not None:
+                blocks.append(HeadingBlock(level, text))
+            else:
+                blocks.append(TextBlock(numbering.render(item, text)))
+    except (KeyError, ValueError, etree.XMLSyntaxError) as exc:
+        raise PolicyDocumentError(path.name, f"malformed document body ({exc})") from exc
+    return ExtractedDocument(title=title, policy_id=policy_id, blocks=tuple(blocks))
+
+
+def _word_count_tokens(text: str) -> int:
+    # Without the tokenizer: WordPiece averages about 1.3 tokens per English word, and
+    # punctuation, digits and "|" separators count on their own.
+    return 2 + int(len(re.findall(r"\w+|[^\w\s]", text)) * 1.15)
+
+
+def _split_long(text: str, budget: int, count: TokenCounter) -> list[str]:
+    """Split text that alone exceeds the budget at sentence, then word boundaries."""
+    pieces: list[str] = []
+    current = ""
+    for sentence in re.split(r"(?<=[.;:!?])\s+", text):
+        candidate = f"{current} {sentence}".strip()
+        if count(candidate) <= budget:
+            current = candidate
+            continue
+        if current:
+            pieces.append(current)
+        if count(sentence) <= budget:
+            current = sentence
+            continue
+        current = ""
+        for word in sentence.split():
+            candidate = f"{current} {word}".strip()
+            if count(candidate) <= budget or not current:
+                current = candidate
+            else:
+                pieces.append(current)
+                current = word
+    if current:
+        pieces.append(current)
+    return pieces
+
+
+def _pack_rows(
+    header: str, rows: list[str], budget: int, count: TokenCounter, max_rows: int
+) -> list[list[str]]:
+    """Group table rows under the header: within the budget, at most `max_rows` rows per
+    group, in groups of even size."""
+
+    def greedy(limit: int) -> list[list[str]]:
+        groups: list[list[str]] = [[]]
+        for row in rows:
+            group = groups[-1]
+            if group and (len(group) >= limit or count("\n".join([header, *group, row])) > budget):
+                groups.append([])
+            groups[-1].append(row)
+        return groups
+
+    if not rows:
+        return [[]]
+    needed = max(len(greedy(len(rows))), -(-len(rows) // max_rows))
+    return greedy(-(-len(rows) // needed))
+
+
+def _bare_heading(heading: str) -> str:
+    return re.sub(r"^[\d.\s]+", "", heading).strip().lower()
+
+
+def _is_administrative(heading: str) -> bool:
+    return _bare_heading(heading) in ADMINISTRATIVE_SECTIONS
+
+
+def section_role(section: str) -> Literal["informative", "normative"]:
+    """Whether a section states what the policy is about or what to do."""
+    top = section.split(" > ")[0]
+    return "informative" if _bare_heading(top) in INFORMATIVE_SECTIONS else "normative"
+
+
+def _sections(blocks: Sequence[Block]) -> Iterator[tuple[str, list[Block]]]:
+    path: list[tuple[int, str]] = []
+    section = OVERVIEW_SECTION
+    current: list[Block] = []
+    skipping = False
+    for block in blocks:
+        if isinstance(block, HeadingBlock):
+            if current and not skipping:
+                yield section, current
+            path = [(lvl, text) for lvl, text in path if lvl < block.level]
+            path.append((block.level, block.text))
+            section = " > ".join(text for _, text in path)
+            skipping = any(_is_administrative(text) for _, text in path)
+            current = []
+        else:
+            current.append(block)
+    if current and not skipping:
+        yield section, current
+
+
+def chunk_document(
+    extracted: ExtractedDocument,
+    *,
+    source_file: str,
+    policy_id: str,
+    title: str,
+    count_tokens: TokenCounter | None = None,
+    max_tokens: int = DEFAULT_MAX_TOKENS,
+    max_table_rows: int = DEFAULT_TABLE_ROWS,
+) -> PolicyFile:
+    """Cut a document into section chunks of at most `max_tokens` tokens each."""
+    count = count_tokens or _word_count_tokens
+    stem = Path(source_file).stem
+    chunks: list[PolicyChunk] = []
+
+    def emit(section: str, kind: Literal["text", "table"], lines: list[str]) -> None:
+        text = "\n".join([f"{title} - {section}", *lines])
+        index = len(chunks)
+        digest = hashlib.sha256(
+            "\x1f".join([policy_id, title, section, source_file, kind, text]).encode()
+        ).hexdigest()[:32]
+        chunks.append(
+            PolicyChunk(
+                chunk_id=f"{stem}#{index:03d}",
+                policy_id=policy_id,
+                title=title,
+                section=section,
+                source_file=source_file,
+                index=index,
+                kind=kind,
+                text=text,
+                content_hash=digest,
+            )
+        )
+
+    for section, blocks in _sections(extracted.blocks):
+        prefix_tokens = count(f"{title} - {section}")
+        budget = max_tokens - prefix_tokens
+        lines: list[str] = []
+
+        def flush_text(section: str, lines: list[str]) -> None:
+            if lines:
+                emit(section, "text", list(lines))
+                lines.clear()
+
+        for block in blocks:
+            if isinstance(block, TextBlock):
+                for piece in _split_long(block.text, budget, count):
+                    if lines and count("\n".join([*lines, piece])) > budget:
+                        flush_text(section, lines)
+                    lines.append(piece)
+            elif isinstance(block, TableBlock):
+                # The paragraph just before a table usually says what the table is for;
+                # it travels with every chunk of the table as its caption.
+                caption: list[str] = []
+                if (
+                    lines
+                    and not re.match(r"^(-|\d+\.) ", lines[-1])
+                    and count(lines[-1]) <= budget // 3
+                ):
+                    caption = [lines.pop()]
+                flush_text(section, lines)
+                header = " | ".join(block.header)
+                table_budget = budget - (count(caption[0]) if caption else 0)
+                rows = [" | ".join(row) for row in block.rows]
+                for group in _pack_rows(header, rows, table_budget, count, max_table_rows):
+                    emit(section, "table", [*caption, header, *group])
+        flush_text(section, lines)
+    return PolicyFile(
+        source_file=source_file, policy_id=policy_id, title=title, chunks=tuple(chunks)
+    )
+
+
+def _known_policy(file_name: str) -> tuple[str, str] | None:
+    for policy in POLICIES:
+        if policy.file_name == file_name:
+            return policy.policy_id, policy.title
+    return None
+
+
+def read_policy_file(
+    path: Path,
+    *,
+    count_tokens: TokenCounter | None = None,
+    max_tokens: int = DEFAULT_MAX_TOKENS,
+) -> PolicyFile:
+    """Extract and chunk one policy .docx; raise PolicyDocumentError if unreadable.
+
+    The policy id and title come from the document's properties, then from
+    `policy_rules.POLICIES` by file name, then from the file name itself.
+    """
+    extracted = extract_document(path)
+    known = _known_policy(path.name)
+    policy_id = extracted.policy_id or (known[0] if known else path.stem.upper())
+    title = extracted.title or (known[1] if known else path.stem.replace("_", " ").title())
+    policy_file = chunk_document(
+        extracted,
+        source_file=path.name,
+        policy_id=policy_id,
+        title=title,
+        count_tokens=count_tokens,
+        max_tokens=max_tokens,
+    )
+    if not policy_file.chunks:
+        raise PolicyDocumentError(path.name, "no policy text (empty or only document control)")
+    return policy_file
+
+
+def scan_policy_dir(
+    directory: Path,
+    *,
+    count_tokens: TokenCounter | None = None,
+    max_tokens: int = DEFAULT_MAX_TOKENS,
+) -> tuple[list[PolicyFile], list[SkippedFile]]:
+    """Read every .docx in `directory`; unreadable or non-.docx files are skipped by name."""
+    files: list[PolicyFile] = []
+    skipped: list[SkippedFile] = []
+    for path in sorted(directory.iterdir()):
+        if path.name.startswith(".") or path.is_dir():
+            continue
+        if path.name.startswith("~$"):
+            skipped.append(SkippedFile(path.name, "Word lock file, not a policy"))
+        elif path.suffix.lower() != ".docx":
+            skipped.append(SkippedFile(path.name, "not a .docx file"))
+        else:
+            try:
+                files.append(
+                    read_policy_file(path, count_tokens=count_tokens, max_tokens=max_tokens)
+                )
+            except PolicyDocumentError as exc:
+                skipped.append(SkippedFile(path.name, exc.reason))
+    return files, skipped
+
+
+__all__ = [
+    "DEFAULT_MAX_TOKENS",
+    "ExtractedDocument",
+    "PolicyChunk",
+    "PolicyDocumentError",
+    "PolicyFile",
+    "SkippedFile",
+    "chunk_document",
+    "extract_document",
+    "read_policy_file",
+    "scan_policy_dir",
+]

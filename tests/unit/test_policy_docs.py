@@ -1,0 +1,199 @@
+"""Policy documents: rendered from the rules, read back with their tables intact."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+from docx import Document
+
+from services.policy_docs import (
+    DEFAULT_MAX_TOKENS,
+    PolicyDocumentError,
+    PolicyFile,
+    extract_document,
+    read_policy_file,
+    scan_policy_dir,
+)
+from services.policy_rules import APPROVAL_LEVELS, OUTAGE_MATRIX, POLICIES, SEGMENTS
+from utils.write_policies import write_policies
+
+ROOT = Path(__file__).resolve().parents[2]
+BROKEN = ROOT / "tests" / "data" / "broken_policies"
+OUTAGE_HEADER = "Outage duration | Customer segment | Compensation | Amount"
+
+
+@pytest.fixture(scope="module")
+def policies_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    directory = tmp_path_factory.mktemp("policies")
+    write_policies(directory)
+    return directory
+
+
+@pytest.fixture(scope="module")
+def files(policies_dir: Path) -> dict[str, PolicyFile]:
+    read, skipped = scan_policy_dir(policies_dir)
+    assert skipped == []
+    return {f.policy_id: f for f in read}
+
+
+def test_one_document_per_policy_with_id_and_title(files: dict[str, PolicyFile]) -> None:
+    assert len(files) >= 6
+    for policy in POLICIES:
+        document = files[policy.policy_id]
+        assert document.source_file == policy.file_name
+        assert document.title == policy.title
+        assert all(chunk.policy_id == policy.policy_id for chunk in document.chunks)
+
+
+def test_committed_documents_are_the_rendered_ones(files: dict[str, PolicyFile]) -> None:
+    committed, skipped = scan_policy_dir(ROOT / "policies")
+    assert skipped == []
+    assert {f.source_file: f.content_hash for f in committed} == {
+        f.source_file: f.content_hash for f in files.values()
+    }, "policies/*.docx are stale: run uv run python utils/write_policies.py"
+
+
+def test_every_outage_matrix_cell_survives_with_its_header(files: dict[str, PolicyFile]) -> None:
+    chunks = [c for c in files["POL-OUT-002"].chunks if c.kind == "table"]
+    rows_seen = set()
+    for chunk in chunks:
+        lines = chunk.text.splitlines()
+        if OUTAGE_HEADER not in lines:
+            continue
+        assert chunk.section == "5. Compensation by outage duration and customer segment"
+        for line in lines[lines.index(OUTAGE_HEADER) + 1 :]:
+            rows_seen.add(line)
+    for band in OUTAGE_MATRIX:
+        for segment in SEGMENTS:
+            share = band.share[segment]
+            compensation = (
+                "No compensation"
+                if share == 0
+                else "Full refund"
+                if share == 1
+                else "Account credit"
+            )
+            prefix = f"{band.label} | {segment.capitalize()} | {compensation}"
+            assert any(row.startswith(prefix) for row in rows_seen), prefix
+    assert any(row.startswith("6-12 hours | Premium | Full refund") for row in rows_seen)
+
+
+def test_approval_levels_table_comes_from_the_rules(files: dict[str, PolicyFile]) -> None:
+    text = "\n".join(c.text for c in files["POL-APR-006"].chunks)
+    assert "Resolution amount | Approvals required | Approver role" in text
+    for level in APPROVAL_LEVELS:
+        assert f"{level.label} | {level.approvers} | {level.approver_role}" in text
+
+
+def test_table_chunks_repeat_the_header_row(files: dict[str, PolicyFile]) -> None:
+    for document in files.values():
+        for chunk in (c for c in document.chunks if c.kind == "table"):
+            body = chunk.text.splitlines()[1:]
+            assert any(" | " in line for line in body[:2]), chunk.text  # caption, then header
+
+
+def test_chunks_stay_within_the_embedding_window(files: dict[str, PolicyFile]) -> None:
+    from services.policy_docs import _word_count_tokens
+
+    for document in files.values():
+        for chunk in document.chunks:
+            assert _word_count_tokens(chunk.text) <= DEFAULT_MAX_TOKENS
+
+
+def test_chunks_carry_section_headings_and_skip_document_control(
+    files: dict[str, PolicyFile],
+) -> None:
+    sections = {c.section for c in files["POL-REF-001"].chunks}
+    assert "7. Refunds not received" in sections
+    assert "Document control" not in sections
+    first = files["POL-REF-001"].chunks[0]
+    assert first.text.startswith("Refund Policy - ")
+    metadata = first.metadata(file_hash=files["POL-REF-001"].content_hash)
+    assert {"source_file", "policy_id", "title", "section", "content_hash"} <= metadata.keys()
+
+
+def test_numbered_lists_restart_at_one_in_each_section(files: dict[str, PolicyFile]) -> None:
+    refund = {c.section: c.text for c in files["POL-REF-001"].chunks}
+    assert "\n1. Find the refund in the payment system" in refund["7. Refunds not received"]
+    assert "\n1. The charge succeeded" in refund["4. Refund eligibility"]
+    assert "\n- Refund: money returned" in refund["3. Definitions"]
+
+
+def test_content_hash_is_stable_across_regeneration(policies_dir: Path, tmp_path: Path) -> None:
+    write_policies(tmp_path)
+    for policy in POLICIES:
+        again = read_policy_file(tmp_path / policy.file_name)
+        before = read_policy_file(policies_dir / policy.file_name)
+        assert again.content_hash == before.content_hash
+
+
+def test_changed_text_changes_the_hash(policies_dir: Path, tmp_path: Path) -> None:
+    write_policies(tmp_path, dispute_window_days=90)
+    changed = read_policy_file(tmp_path / "refund_policy.docx")
+    original = read_policy_file(policies_dir / "refund_policy.docx")
+    assert changed.content_hash != original.content_hash
+    assert "90 days" in "\n".join(c.text for c in changed.chunks)
+
+
+def test_operator_document_nested_headings_and_merged_cells(tmp_path: Path) -> None:
+    document = Document()
+    document.add_heading("Goodwill credits", level=1)
+    document.add_paragraph("Agents may grant goodwill credits within these limits.")
+    document.add_heading("Limits", level=2)
+    table = document.add_table(rows=3, cols=3)
+    table.rows[0].cells[0].text = "Segment"
+    table.rows[0].cells[1].text = "Limit"
+    table.rows[0].cells[2].text = "Approver"
+    merged = table.rows[1].cells[0].merge(table.rows[1].cells[1])
+    merged.text = "All segments"
+    table.rows[1].cells[2].text = "Agent"
+    for cell, text in zip(table.rows[2].cells, ("Enterprise", "$200", "Manager"), strict=True):
+        cell.text = text
+    path = tmp_path / "goodwill.docx"
+    document.save(str(path))
+
+    policy = read_policy_file(path)
+    assert policy.policy_id == "GOODWILL"  # no identifier property, not a known file
+    table_chunk = next(c for c in policy.chunks if c.kind == "table")
+    assert table_chunk.section == "Goodwill credits > Limits"
+    assert "Segment | Limit | Approver" in table_chunk.text
+    assert "All segments | Agent" in table_chunk.text  # the merged cell appears once
+    assert "Enterprise | $200 | Manager" in table_chunk.text
+
+
+def test_broken_and_foreign_files_are_reported_by_name(policies_dir: Path, tmp_path: Path) -> None:
+    for path in policies_dir.iterdir():
+        shutil.copy(path, tmp_path / path.name)
+    for path in BROKEN.iterdir():
+        shutil.copy(path, tmp_path / path.name)
+
+    read, skipped = scan_policy_dir(tmp_path)
+
+    assert sorted(f.source_file for f in read) == sorted(p.file_name for p in POLICIES)
+    reasons = {s.source_file: s.reason for s in skipped}
+    assert set(reasons) == {p.name for p in BROKEN.iterdir()}
+    assert reasons["meeting_notes.txt"] == "not a .docx file"
+    assert "not a Word .docx package" in reasons["plain_text.docx"]
+    assert "not a Word .docx package" in reasons["truncated.docx"]
+    assert "incomplete .docx package" in reasons["zip_without_document.docx"]
+    assert "malformed XML" in reasons["malformed_xml.docx"]
+
+
+def test_a_document_without_policy_text_is_refused(tmp_path: Path) -> None:
+    document = Document()
+    document.add_paragraph("Draft policy", style="Title")
+    document.add_heading("Document control", level=1)
+    document.add_paragraph("Version 0.1, owner to be decided.")
+    document.save(str(tmp_path / "draft.docx"))
+    read, skipped = scan_policy_dir(tmp_path)
+    assert read == []
+    assert [s.source_file for s in skipped] == ["draft.docx"]
+    assert "no policy text" in skipped[0].reason
+
+
+def test_reading_a_broken_file_raises_a_domain_error() -> None:
+    with pytest.raises(PolicyDocumentError) as raised:
+        extract_document(BROKEN / "truncated.docx")
+    assert raised.value.source_file == "truncated.docx"
