@@ -22,7 +22,7 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import uvicorn
@@ -30,7 +30,6 @@ import uvicorn
 from api.app import create_app
 from api.deps import build_api_services
 from services.backends import Integrations, build_integrations
-from services.chroma_store import ChromaPolicyStore, open_policy_store
 from services.database import Database, create_engine, open_database, upgrade_schema
 from services.errors import PaymentsAgentError
 from services.llm import GuardedDrafter, build_drafter
@@ -47,6 +46,10 @@ from workflows.dispute_workflow import build_graph
 from workflows.escalation import EscalationPolicy, review_escalation_loop
 from workflows.runner import RunOutcome, WorkflowRunner
 from workflows.worker import DisputeWorker, WorkerSettings
+
+if TYPE_CHECKING:
+    # chromadb takes ~2 s to import: only the modes that run disputes load it.
+    from services.chroma_store import ChromaPolicyStore
 
 log = logging.getLogger("payments_agent")
 
@@ -117,6 +120,7 @@ async def open_core(settings: Settings) -> AsyncIterator[Core]:
 
 @contextlib.asynccontextmanager
 async def open_workflow(core: Core) -> AsyncIterator[Workflow]:
+    from services.chroma_store import open_policy_store
 
     settings = core.settings
     store = core.store
