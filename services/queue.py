@@ -62,12 +62,14 @@ def ensure_queue(client: Any, *, name: str, max_receive_count: int, visibility: 
         "Attributes"
     ]["QueueArn"]
     redrive = json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": max_receive_count})
-    return str(
-        client.create_queue(
-            QueueName=name,
-            Attributes={"RedrivePolicy": redrive, "VisibilityTimeout": str(visibility)},
-        )["QueueUrl"]
-    )
+    attributes = {"RedrivePolicy": redrive, "VisibilityTimeout": str(visibility)}
+    try:
+        return str(client.create_queue(QueueName=name, Attributes=attributes)["QueueUrl"])
+    except client.exceptions.QueueNameExists:
+        # The queue exists with other attributes (settings changed): bring them up to date.
+        url = str(client.get_queue_url(QueueName=name)["QueueUrl"])
+        client.set_queue_attributes(QueueUrl=url, Attributes=attributes)
+        return url
 
 
 def open_queue(

@@ -34,7 +34,9 @@ def sqs() -> Iterator[tuple[Any, str, str]]:
     host, port = server.get_host_and_port()
     endpoint = f"http://{host}:{port}"
     client = sqs_client(region="us-east-1", endpoint_url=endpoint, embedded=True)
-    url = ensure_queue(client, name="disputes", max_receive_count=3, visibility=30)
+    url = ensure_queue(
+        client, name=f"disputes-{uuid.uuid4().hex[:8]}", max_receive_count=3, visibility=30
+    )
     yield client, url, endpoint
     server.stop()
 

@@ -38,7 +38,12 @@ def sqs() -> Iterator[tuple[Any, str, str]]:
     host, port = server.get_host_and_port()
     endpoint = f"http://{host}:{port}"
     client = sqs_client(region="us-east-1", endpoint_url=endpoint, embedded=True)
-    url = ensure_queue(client, name="disputes", max_receive_count=5, visibility=VISIBILITY_TIMEOUT)
+    url = ensure_queue(
+        client,
+        name=f"disputes-{uuid.uuid4().hex[:8]}",
+        max_receive_count=5,
+        visibility=VISIBILITY_TIMEOUT,
+    )
     yield client, url, endpoint
     server.stop()
 

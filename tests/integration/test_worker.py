@@ -134,3 +134,14 @@ async def test_recorded_decision_is_applied_by_the_sweep(
     assert len(harness.payments.refunds) == 1
     assert await worker.apply_pending_decisions() == 0
     assert len(harness.payments.refunds) == 1
+
+
+def test_ensure_queue_updates_an_existing_queue(sqs_endpoint: str) -> None:
+    client = sqs_client(region="us-east-1", endpoint_url=sqs_endpoint, embedded=True)
+    name = f"disputes-{uuid.uuid4().hex[:8]}"
+    first = ensure_queue(client, name=name, max_receive_count=2, visibility=30)
+    again = ensure_queue(client, name=name, max_receive_count=2, visibility=45)
+    assert again == first
+    attributes = client.get_queue_attributes(QueueUrl=first, AttributeNames=["All"])["Attributes"]
+    assert attributes["VisibilityTimeout"] == "45"
+    assert json.loads(attributes["RedrivePolicy"])["maxReceiveCount"] == 2
