@@ -178,3 +178,19 @@ async def test_status_and_costs_after_completion(api: httpx.AsyncClient, harness
     assert costs["llm_cost_usd"] == "0.000027"
     case = (await api.get("/costs/case/500A")).json()
     assert case["runs"] == 1 and case["llm_cost_usd"] == "0.000027"
+
+
+async def test_case_costs_sum_every_run_of_the_case(
+    api: httpx.AsyncClient, harness: Harness
+) -> None:
+    first = await harness.runner.start(case_id="500A")
+    await api.post("/human-review/decision", json=body(first.run_id, decision="rejected"))
+    [stored] = await harness.store.unapplied_decisions(run_id=first.run_id)
+    await harness.runner.resume(run_id=first.run_id, decision=stored.decision)
+    second = await harness.runner.start(case_id="500A")  # the case is disputed again
+    assert second.status == "pending"
+    case = (await api.get("/costs/case/500A")).json()
+    assert case["runs"] == 2
+    assert [item["run_id"] for item in case["items"]] == [first.run_id, second.run_id]
+    assert case["llm_cost_usd"] == "0.000054"
+    assert case["input_tokens"] == 200 and case["output_tokens"] == 40
