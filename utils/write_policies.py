@@ -163,6 +163,18 @@ def permitted_resolutions_table(dispute_types: Sequence[DisputeType]) -> Table:
     return Table(("Dispute type", "Resolution", "Status"), tuple(rows))
 
 
+def _permitted_resolutions(policy: PolicyDocument, *, number: int) -> list[Block]:
+    """The section listing the resolutions allowed for the disputes the policy governs."""
+    return [
+        Heading(f"{number}. Permitted resolutions"),
+        Para(
+            "Only the resolutions marked permitted may be proposed or approved for the "
+            "disputes this policy governs; the dispute resolution service refuses any other."
+        ),
+        permitted_resolutions_table(policy.governs),
+    ]
+
+
 def _document_control(
     policy: PolicyDocument, version: str, history: Sequence[tuple[str, str]]
 ) -> list[Block]:
@@ -319,12 +331,7 @@ def _refund_policy(policy: PolicyDocument, window_days: int) -> list[Block]:
                 "Control Policy).",
             )
         ),
-        Heading("11. Permitted resolutions"),
-        Para(
-            "Only the resolutions marked permitted may be proposed or approved for the "
-            "disputes this policy governs; the dispute resolution service refuses any other."
-        ),
-        permitted_resolutions_table(policy.governs),
+        *_permitted_resolutions(policy, number=11),
         Heading("12. Related policies"),
         Bullets(tuple(f"{other.policy_id} {other.title}" for other in POLICIES if other != policy)),
         *_document_control(
@@ -422,12 +429,7 @@ def _outage_policy(policy: PolicyDocument, window_days: int) -> list[Block]:
                 "The charge for the billing period in which the outage happened.",
             )
         ),
-        Heading("9. Permitted resolutions"),
-        Para(
-            "Only the resolutions marked permitted may be proposed or approved for the "
-            "disputes this policy governs; the dispute resolution service refuses any other."
-        ),
-        permitted_resolutions_table(policy.governs),
+        *_permitted_resolutions(policy, number=9),
         *_document_control(
             policy,
             "2.4",
@@ -534,12 +536,7 @@ def _cancellation_policy(policy: PolicyDocument, window_days: int) -> list[Block
                 "Usage during the disputed period, when a partial refund is considered.",
             )
         ),
-        Heading("9. Permitted resolutions"),
-        Para(
-            "Only the resolutions marked permitted may be proposed or approved for the "
-            "disputes this policy governs; the dispute resolution service refuses any other."
-        ),
-        permitted_resolutions_table(policy.governs),
+        *_permitted_resolutions(policy, number=9),
         *_document_control(
             policy,
             "1.6",
@@ -643,12 +640,7 @@ def _billing_errors_policy(policy: PolicyDocument, window_days: int) -> list[Blo
                 "Any refund already made on the charges concerned.",
             )
         ),
-        Heading("9. Permitted resolutions"),
-        Para(
-            "Only the resolutions marked permitted may be proposed or approved for the "
-            "disputes this policy governs; the dispute resolution service refuses any other."
-        ),
-        permitted_resolutions_table(policy.governs),
+        *_permitted_resolutions(policy, number=9),
         *_document_control(
             policy,
             "2.1",
@@ -745,12 +737,7 @@ def _fraud_policy(policy: PolicyDocument, window_days: int) -> list[Block]:
                 "Chargeback status of the charge.",
             )
         ),
-        Heading("9. Permitted resolutions"),
-        Para(
-            "Only the resolutions marked permitted may be proposed or approved for the "
-            "disputes this policy governs; the dispute resolution service refuses any other."
-        ),
-        permitted_resolutions_table(policy.governs),
+        *_permitted_resolutions(policy, number=9),
         *_document_control(
             policy,
             "1.3",
