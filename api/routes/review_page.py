@@ -185,26 +185,13 @@ async def _submit_link(
     claims = _verify_link(services, token, run_id)
     await services.used_tokens.ensure_unused(claims)
     reviewer = await reviewer_identity(services.reviewer_keys, claims.reviewer)
+    consumed = False
     try:
         verdict, modified = form.parse()
-    except InvalidRequestError as exc:
-        run = await pending_review(services.store, run_id)
-        return await _page(
-            request,
-            services,
-            run,
-            channel="link",
-            reviewer=reviewer,
-            session=None,
-            token=token,
-            form=form,
-            error=exc.message,
-            status_code=exc.status_code,
-        )
-    # Reserve the token first (atomic: a concurrent second use gets 409), and give it back
-    # if the decision is refused, so a reviewer can correct a rejected modification.
-    await services.used_tokens.consume(claims)
-    try:
+        # Reserve the token first (atomic: a concurrent second use gets 409), and give it
+        # back if the decision is refused, so a reviewer can correct a rejected modification.
+        await services.used_tokens.consume(claims)
+        consumed = True
         recorded = await record_decision(
             services.store,
             run_id=run_id,
@@ -217,7 +204,8 @@ async def _submit_link(
             now=services.clock(),
         )
     except InvalidRequestError as exc:
-        await services.used_tokens.release(claims)
+        if consumed:
+            await services.used_tokens.release(claims)
         run = await pending_review(services.store, run_id)
         return await _page(
             request,
@@ -232,7 +220,8 @@ async def _submit_link(
             status_code=exc.status_code,
         )
     except BaseException:
-        await services.used_tokens.release(claims)
+        if consumed:
+            await services.used_tokens.release(claims)
         raise
     decided = await services.store.get_run(run_id)
     return render(
