@@ -22,8 +22,6 @@ from sqlalchemy.dialects.postgresql import JSONB, UUID
 
 metadata = MetaData()
 
-RUN_STATUSES = ("running", "pending", "completed", "rejected", "failed")
-
 workflow_states = Table(
     "workflow_states",
     metadata,

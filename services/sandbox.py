@@ -94,14 +94,6 @@ class SandboxLedger:
             ).scalars()
             return sum((Decimal(p["amount"]) for p in rows), Decimal("0"))
 
-    async def entries(self, *, kind: str | None = None) -> list[LedgerEntry]:
-        query = select(sandbox_ledger).order_by(sandbox_ledger.c.id)
-        if kind is not None:
-            query = query.where(sandbox_ledger.c.kind == kind)
-        async with self._engine.connect() as conn:
-            rows = (await conn.execute(query)).all()
-        return [LedgerEntry(r.id, r.kind, r.subject_id, r.payload, replayed=True) for r in rows]
-
 
 def load_dataset(now: datetime) -> SandboxDataset:
     """Build the built-in dataset with dates relative to `now`."""

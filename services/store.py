@@ -6,7 +6,6 @@ import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
@@ -353,7 +352,3 @@ def cost_totals(calls: list[dict[str, Any]]) -> tuple[Decimal, dict[str, Any]]:
         "llm_cost_usd": str(total),
     }
     return total, breakdown
-
-
-def utc_iso(value: datetime | None) -> str | None:
-    return value.isoformat() if value is not None else None
