@@ -7,7 +7,13 @@ from typing import Any
 
 from langgraph.runtime import Runtime
 
-from models.domain import CRMData, PaymentData, ResolutionAction, ResolutionProposal
+from models.domain import (
+    CRMData,
+    PaymentData,
+    ResolutionAction,
+    ResolutionProposal,
+    ReviewDecision,
+)
 from models.state import DisputeState, ReviewPlan
 from workflows.context import ReviewRules, WorkflowContext
 
@@ -21,17 +27,14 @@ async def route_review(state: DisputeState, runtime: Runtime[WorkflowContext]) -
     plan = plan_review(proposal, crm, payment, ctx.review_rules)
     update: dict[str, Any] = {"review": plan}
     if plan["auto_approve"]:
-        update["decisions"] = [
-            {
-                "decision": "approved",
-                "reviewer": "system",
-                "channel": "system",
-                "comments": plan["auto_approve_rule"],
-                "modified_resolution": None,
-                "decided_at": ctx.clock().isoformat(),
-                "round": 1,
-            }
-        ]
+        approval = ReviewDecision(
+            decision="approved",
+            reviewer="system",
+            channel="system",
+            comments=plan["auto_approve_rule"] or "",
+            decided_at=ctx.clock(),
+        )
+        update["decisions"] = [approval.model_dump(mode="json")]
     return update
 
 

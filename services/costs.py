@@ -78,11 +78,18 @@ def cost_breakdown(calls: Iterable[LLMCall]) -> dict[str, Any]:
     }
 
 
+def summarise_recorded(entries: Iterable[dict[str, Any]]) -> tuple[Decimal, dict[str, Any]]:
+    """(total, breakdown) of the LLM calls recorded in a run's state (JSON dicts)."""
+    calls = [LLMCall.model_validate(entry) for entry in entries]
+    return total_cost(calls), cost_breakdown(calls)
+
+
 __all__ = [
     "MICRO_DOLLAR",
     "PriceTable",
     "call_cost",
     "cost_breakdown",
+    "summarise_recorded",
     "to_micro_dollars",
     "total_cost",
 ]

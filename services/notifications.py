@@ -21,6 +21,7 @@ from urllib.parse import quote
 from jinja2 import ChainableUndefined, Environment, FileSystemLoader, select_autoescape
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from services.costs import summarise_recorded
 from services.email import (
     SKIPPED,
     Delivery,
@@ -35,7 +36,6 @@ from services.email import (
 from services.review_links import ReviewLinkSigner
 from services.reviewer_keys import ReviewerKeys, reviewer_identity
 from services.settings import ConfigurationError, Settings
-from services.store import cost_totals
 
 log = logging.getLogger(__name__)
 
@@ -125,7 +125,7 @@ class ReviewFacts:
     @classmethod
     def from_summary(cls, run_id: str, case_id: str, summary: dict[str, Any]) -> ReviewFacts:
         """From what send_human_review hands over (the graph state)."""
-        llm_cost, breakdown = cost_totals(list(summary.get("costs") or []))
+        llm_cost, breakdown = summarise_recorded(summary.get("costs") or [])
         return cls.build(
             run_id=run_id,
             case_id=case_id,

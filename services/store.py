@@ -6,7 +6,6 @@ import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import func, select, text, update
@@ -339,16 +338,3 @@ class WorkflowStore:
                 .where(review_decisions.c.id == decision_id)
                 .values(applied_at=func.now())
             )
-
-
-def cost_totals(calls: list[dict[str, Any]]) -> tuple[Decimal, dict[str, Any]]:
-    """Sum a run's LLM calls into (llm_cost, breakdown)."""
-    total = sum((Decimal(str(c.get("cost_usd", "0"))) for c in calls), Decimal("0"))
-    breakdown = {
-        "calls": calls,
-        "input_tokens": sum(int(c.get("input_tokens", 0)) for c in calls),
-        "cached_tokens": sum(int(c.get("cached_tokens", 0)) for c in calls),
-        "output_tokens": sum(int(c.get("output_tokens", 0)) for c in calls),
-        "llm_cost_usd": str(total),
-    }
-    return total, breakdown

@@ -14,10 +14,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 from langchain_core.runnables import RunnableConfig
-from langgraph.types import Command
+from langgraph.types import Command, StateSnapshot
 
 from models.domain import ReviewDecision
-from services.store import WorkflowStore, cost_totals
+from services.costs import summarise_recorded
+from services.store import WorkflowStore
 from utils.logging_config import bind_run_id
 from workflows.context import WorkflowContext
 from workflows.dispute_workflow import DisputeGraph, RetryableStepError
@@ -94,12 +95,7 @@ class WorkflowRunner:
 
     async def awaiting_round(self, run_id: str) -> int | None:
         """The review round the run is paused at, or None when it is not paused."""
-        snapshot = await self.graph.aget_state(self._config(run_id))
-        for interrupt in snapshot.interrupts:
-            value = interrupt.value
-            if isinstance(value, dict) and "round" in value:
-                return int(value["round"])
-        return None
+        return _awaiting_round(await self.graph.aget_state(self._config(run_id)))
 
     async def has_pending_steps(self, run_id: str) -> bool:
         snapshot = await self.graph.aget_state(self._config(run_id))
@@ -163,7 +159,7 @@ class WorkflowRunner:
     async def _settle(self, run_id: str) -> RunOutcome:
         snapshot = await self.graph.aget_state(self._config(run_id))
         values = dict(snapshot.values)
-        awaiting = await self.awaiting_round(run_id)
+        awaiting = _awaiting_round(snapshot)
         status: str
         step: str | None
         if awaiting is not None:
@@ -194,7 +190,7 @@ class WorkflowRunner:
 
     @staticmethod
     def _columns(values: dict[str, Any], step: str | None) -> dict[str, Any]:
-        llm_cost, breakdown = cost_totals(values.get("costs") or [])
+        llm_cost, breakdown = summarise_recorded(values.get("costs") or [])
         proposal = values.get("proposal")
         final = values.get("final_resolution")
         error = values.get("error")
@@ -222,3 +218,11 @@ class WorkflowRunner:
             "total_cost": llm_cost,
             "cost_breakdown": breakdown,
         }
+
+
+def _awaiting_round(snapshot: StateSnapshot) -> int | None:
+    for interrupt in snapshot.interrupts:
+        value = interrupt.value
+        if isinstance(value, dict) and "round" in value:
+            return int(value["round"])
+    return None

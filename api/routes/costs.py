@@ -25,7 +25,7 @@ def _run_costs(run: dict[str, Any]) -> dict[str, Any]:
         "input_tokens": breakdown.get("input_tokens", 0),
         "cached_tokens": breakdown.get("cached_tokens", 0),
         "output_tokens": breakdown.get("output_tokens", 0),
-        "calls": breakdown.get("calls", []),
+        "calls": breakdown.get("lines", []),
     }
 
 
