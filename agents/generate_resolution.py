@@ -8,10 +8,10 @@ from langgraph.runtime import Runtime
 
 from models.domain import BillingData, CRMData, PaymentData
 from models.state import DisputeState
-from services.llm import DraftingContext
+from services.drafting.context import DraftingContext
 from workflows.context import WorkflowContext
 
-# Prompt context caps (DESIGN.md): the drafter never sees more than this.
+# Prompt context caps (docs/architecture.md, "Drafting"): the drafter never sees more.
 MAX_POLICIES = 3
 MAX_PRECEDENTS = 3
 # Retrieved text kept in the run for the review page: enough to read, bounded in size.
@@ -46,7 +46,7 @@ async def generate_resolution(
         disputes_last_90d=crm.disputes_last_90d,
         billing=billing,
         disputed_charge=charge,
-        # services/prompt.py shows at most 5; the drafter sees all, to find a duplicate's twin.
+        # the prompt shows at most 5; the drafter sees all, to find a duplicate's twin.
         recent_charges=payment.recent_charges,
         refundable=charge.refundable,
         policies=policies[:MAX_POLICIES],

@@ -17,7 +17,7 @@ from fastapi import Depends, Request
 from api.deps import Services
 from api.sessions import SESSION_COOKIE
 from services.errors import AuthenticationError
-from services.reviewer_keys import Reviewer
+from services.review.reviewers import Reviewer
 
 API_KEY_HEADER = "x-api-key"
 

@@ -13,11 +13,11 @@ from typing import Annotated, Any
 from fastapi import Depends, Request
 
 from api.sessions import SessionSigner
-from services.notifications import build_review_links
-from services.review_links import ReviewLinkSigner, UsedReviewTokens
-from services.reviewer_keys import ReviewerKeys
+from services.persistence.store import WorkflowStore
+from services.review.links import ReviewLinkSigner, UsedReviewTokens
+from services.review.notifications import build_review_links
+from services.review.reviewers import ReviewerKeys
 from services.settings import Settings
-from services.store import WorkflowStore
 
 
 def _utc_now() -> datetime:

@@ -6,8 +6,8 @@ import hashlib
 import hmac
 from datetime import datetime, timedelta
 
-from services.review_links import Signer
-from services.reviewer_keys import Reviewer
+from services.review.links import Signer
+from services.review.reviewers import Reviewer
 
 SESSION_COOKIE = "pa_session"
 SESSION_TTL = timedelta(hours=8)

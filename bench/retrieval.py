@@ -48,16 +48,15 @@ import numpy as np  # noqa: E402
 from chromadb.api import ClientAPI  # noqa: E402
 from chromadb.config import Settings as ChromaSettings  # noqa: E402
 
-import services.chroma_store as chroma_store  # noqa: E402
+import services.knowledge.chroma_store as chroma_store  # noqa: E402
 from models.domain import PrecedentHit  # noqa: E402
-from services.chroma_store import (  # noqa: E402
+from services.knowledge.chroma_store import (
     RESOLUTION_COLLECTION,
     ChromaPolicyStore,
-    seed_precedents,
 )
-from services.embeddings import MiniLMEmbedder  # noqa: E402
-from services.precedents_data import HISTORICAL_RESOLUTIONS  # noqa: E402
-from utils.write_policies import write_policies  # noqa: E402
+from services.knowledge.embeddings import MiniLMEmbedder  # noqa: E402
+from services.sandbox.resolutions import HISTORICAL_RESOLUTIONS  # noqa: E402
+from tools.write_policies import write_policies  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 LABELLED = ROOT / "tests" / "data" / "policy_queries.json"
@@ -155,7 +154,7 @@ async def build_collection(
     embedder: MiniLMEmbedder, path: Path, size: int, base: np.ndarray, texts: list[str]
 ) -> tuple[ChromaPolicyStore, float]:
     store = ChromaPolicyStore(client_at(path), embedder, cache_size=0)
-    await seed_precedents(store)
+    await store.add_resolutions(records=HISTORICAL_RESOLUTIONS)
     collection = store._collection(RESOLUTION_COLLECTION)
     rng = np.random.default_rng(size)
     pyrandom = random.Random(size)
@@ -294,10 +293,10 @@ def venv_size() -> None:
 
 def first_embedding() -> None:
     probes = {
-        "embedder only": "from services.embeddings import MiniLMEmbedder\n"
+        "embedder only": "from services.knowledge.embeddings import MiniLMEmbedder\n"
         "MiniLMEmbedder().embed_one('I was charged twice for my subscription')\n",
-        "with chromadb imported (the worker)": "import services.chroma_store\n"
-        "from services.embeddings import MiniLMEmbedder\n"
+        "with chromadb imported (the worker)": "import services.knowledge.chroma_store\n"
+        "from services.knowledge.embeddings import MiniLMEmbedder\n"
         "MiniLMEmbedder().embed_one('I was charged twice for my subscription')\n",
     }
     for label, code in probes.items():

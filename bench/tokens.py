@@ -3,16 +3,16 @@
 For every dispute case of the sandbox dataset this builds the drafting context the graph
 would build (case, account segment and type, billing, the disputed charge and the
 customer's recent charges, 3 policy sections, 3 similar past cases), renders the real
-prompt of services/prompt.py, counts its tokens (messages, chat overhead and the strict
+prompt of services/drafting/prompt.py, counts its tokens (messages, chat overhead and the strict
 response schema, which the API counts as prompt tokens too) and prices one call with an
 answer the size of a real draft.
 
-Retrieval is the real one when services/chroma_store.py is there: the policy documents are
-rendered (utils/write_policies.py) into a temporary directory, ingested with the historical
+Retrieval is the real one when services/knowledge/chroma_store.py is there: the policy documents are
+rendered (tools/write_policies.py) into a temporary directory, ingested with the historical
 resolutions into a temporary embedded Chroma, and queried as generate_resolution does.
-Without it, policy sections are written from services/policy_rules.py and past cases are
+Without it, policy sections are written from models/policy_rules.py and past cases are
 the sandbox's other cases of the same type. Tokens: tiktoken's o200k_base when its
-vocabulary is available, otherwise the estimate of services/prompt.py (which errs high).
+vocabulary is available, otherwise the estimate of services/drafting/prompt.py (which errs high).
 The output says which of each was used.
 
 Usage: uv run python bench/tokens.py
@@ -33,29 +33,27 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from models.domain import CRMCase, DisputeType, PolicyHit, PrecedentHit  # noqa: E402
-from services.costs import PriceTable, call_cost  # noqa: E402
-from services.guardrails import assess  # noqa: E402
-from services.knowledge import PolicyStore  # noqa: E402
-from services.llm import (  # noqa: E402
-    DraftingContext,
-    DraftOutput,
-    RulesDrafter,
-    response_format,
-)
-from services.policy_rules import (  # noqa: E402
+from models.policy_rules import (
     APPROVAL_LEVELS,
     OUTAGE_MATRIX,
     POLICIES,
     RESOLUTION_RULES,
     governing_policy,
 )
-from services.prompt import (  # noqa: E402
+from services.drafting.assessment import assess  # noqa: E402
+from services.drafting.context import DraftingContext
+from services.drafting.costs import PriceTable, call_cost  # noqa: E402
+from services.drafting.openai_drafter import DraftOutput, response_format
+from services.drafting.prompt import (
     TOKENS_PER_MESSAGE,
     TOKENS_PER_REPLY,
     build_prompt,
     estimate_tokens,
 )
-from services.sandbox import SandboxDataset, load_dataset  # noqa: E402
+from services.drafting.rules_drafter import RulesDrafter
+from services.knowledge.protocols import PolicyStore  # noqa: E402
+from services.sandbox.data import load_dataset  # noqa: E402
+from services.sandbox.dataset import SandboxDataset  # noqa: E402
 from services.settings import Settings  # noqa: E402
 
 
@@ -186,7 +184,7 @@ def precedents_for(case: CRMCase, data: SandboxDataset) -> list[PrecedentHit]:
         context = context_for(other, data, [])
         if context is None:
             continue
-        proposal = rules.propose(context)
+        proposal = rules.propose(context, assess(context))
         text = (
             f"Customer: {other.subject}. {other.description} Resolution: "
             f"{proposal.action.value} {proposal.amount}. Reasoning: {assess(context).basis}."
@@ -209,7 +207,7 @@ def precedents_for(case: CRMCase, data: SandboxDataset) -> list[PrecedentHit]:
 
 def draft_answer(context: DraftingContext) -> str:
     """A model answer the size of a real draft: the rules' decision, reasoned in full."""
-    proposal = RulesDrafter().propose(context)
+    proposal = RulesDrafter().propose(context, assess(context))
     rule = RESOLUTION_RULES.get(DisputeType(context.case.dispute_type), "")
     answer = DraftOutput(
         action=proposal.action.value,
@@ -229,9 +227,10 @@ async def open_knowledge(workdir: Path) -> PolicyStore | None:
         import chromadb
         from chromadb.config import Settings as ChromaSettings
 
-        from services.chroma_store import ChromaPolicyStore, seed_precedents
-        from services.embeddings import MiniLMEmbedder
-        from utils.write_policies import write_policies
+        from services.knowledge.chroma_store import ChromaPolicyStore
+        from services.knowledge.embeddings import MiniLMEmbedder
+        from services.sandbox.resolutions import HISTORICAL_RESOLUTIONS
+        from tools.write_policies import write_policies
     except ImportError as exc:
         print(f"retrieval: written from policy_rules ({exc.name} not available)")
         return None
@@ -241,7 +240,7 @@ async def open_knowledge(workdir: Path) -> PolicyStore | None:
     )
     store = ChromaPolicyStore(client, MiniLMEmbedder())
     report = await store.ingest_policies(directory=workdir / "policies")
-    seeded = await seed_precedents(store)
+    seeded = await store.add_resolutions(records=HISTORICAL_RESOLUTIONS)
     print(
         f"retrieval: embedded Chroma, {report.chunks_written} chunks of the rendered "
         f"policies/*.docx, {seeded} historical resolutions"
@@ -282,7 +281,7 @@ async def main() -> None:
             if context is None:
                 print(f"case {case.case_number}: no charge, skipped")
                 continue
-            prompt = build_prompt(context)
+            prompt = build_prompt(context, assess(context))
             prompt_tokens = (
                 count(prompt.system)
                 + count(prompt.user)

@@ -16,7 +16,7 @@ import psycopg
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from services.database import Database, create_engine, open_database, upgrade_schema
+from services.persistence.database import Database, create_engine, open_database, upgrade_schema
 
 
 def _with_dbname(url: str, dbname: str) -> str:

@@ -18,9 +18,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from services.database import create_engine, open_database, upgrade_schema  # noqa: E402
 from services.errors import InvalidRequestError  # noqa: E402
-from services.reviewer_keys import ReviewerKeys  # noqa: E402
+from services.persistence.database import create_engine, open_database, upgrade_schema  # noqa: E402
+from services.review.reviewers import ReviewerKeys  # noqa: E402
 from services.settings import Settings  # noqa: E402
 
 

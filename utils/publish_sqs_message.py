@@ -18,7 +18,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from services.queue import DisputeQueue, sqs_client  # noqa: E402
-from services.sandbox import load_dataset  # noqa: E402
+from services.sandbox.data import load_dataset  # noqa: E402
 from services.settings import Settings  # noqa: E402
 
 

@@ -26,15 +26,15 @@ from pathlib import Path
 if __package__ in (None, ""):  # run as a script: make the project importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from services.chroma_store import (  # noqa: E402
+from services.errors import PaymentsAgentError  # noqa: E402
+from services.knowledge.chroma_store import (  # noqa: E402
     ChromaPolicyStore,
     IngestReport,
     open_policy_store,
-    seed_precedents,
 )
-from services.errors import PaymentsAgentError  # noqa: E402
+from services.sandbox.resolutions import HISTORICAL_RESOLUTIONS  # noqa: E402
 from services.settings import Settings  # noqa: E402
-from utils.write_policies import write_policies  # noqa: E402
+from tools.write_policies import write_policies  # noqa: E402
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -113,7 +113,7 @@ async def run(args: argparse.Namespace, settings: Settings) -> int:
     report = await store.ingest_policies(directory=directory)
     print_report(report, directory)
     if not args.skip_precedents:
-        seeded = await seed_precedents(store)
+        seeded = await store.add_resolutions(records=HISTORICAL_RESOLUTIONS)
         print(f"historical resolutions: {seeded} upserted")
     counts = await store.counts()
     print(", ".join(f"{name}: {count}" for name, count in counts.items()))

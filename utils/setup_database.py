@@ -13,7 +13,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from services.database import open_database, reset_schema, schema_status, upgrade_schema  # noqa: E402
+from services.persistence.database import open_database, reset_schema, schema_status, upgrade_schema  # noqa: E402
 from services.settings import Settings  # noqa: E402
 
 

@@ -8,13 +8,11 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Protocol, TypeVar
 
-from services.billing import BillingClient
-from services.crm import CRMClient
-from services.knowledge import PolicyStore
-from services.llm import ResolutionDrafter
-from services.notifications import ReviewNotifier
-from services.payments import PaymentGateway
-from services.store import WorkflowStore
+from services.drafting.protocols import ResolutionDrafter
+from services.integrations.protocols import BillingClient, CRMClient, PaymentGateway
+from services.knowledge.protocols import PolicyStore
+from services.persistence.store import WorkflowStore
+from services.review.protocols import ReviewNotifier
 
 
 @dataclass(frozen=True)

@@ -17,9 +17,9 @@ from models.domain import (
     ReviewChannel,
     ReviewDecision,
 )
+from services.drafting.guardrails import check_modification, describe
 from services.errors import ConflictError, InvalidRequestError, NotFoundError
-from services.guardrails import check_modification, describe
-from services.store import WorkflowStore
+from services.persistence.store import WorkflowStore
 
 
 async def pending_review(store: WorkflowStore, run_id: str) -> dict[str, Any]:

@@ -1,9 +1,15 @@
-"""The dispute graph: nodes from agents/, routing as in DESIGN.md."""
+"""The dispute graph: its topology and routing (docs/architecture.md).
+
+The nodes' behaviour lives in agents/, one module per node; they depend on this layer (the
+runtime context), so they are handed in as `GraphNodes` by the composition root
+(`agents.NODES`) rather than imported here.
+"""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable
+from dataclasses import dataclass, fields
 from typing import Any, Literal, Protocol
 
 from langgraph.checkpoint.base import BaseCheckpointSaver
@@ -12,15 +18,6 @@ from langgraph.graph import END, START, StateGraph
 from langgraph.graph.state import CompiledStateGraph
 from langgraph.runtime import Runtime
 
-from agents.execute_resolution import execute_resolution
-from agents.fetch_data import fetch_data
-from agents.generate_resolution import generate_resolution
-from agents.handle_error import handle_error
-from agents.route_review import route_review
-from agents.send_human_review import send_human_review
-from agents.store_results import store_results
-from agents.validate_dispute import validate_dispute
-from agents.wait_human_review import wait_human_review
 from models.state import DisputeState
 from services.errors import PaymentsAgentError
 from workflows.context import WorkflowContext
@@ -142,24 +139,27 @@ def after_store(state: DisputeState) -> Literal["handle_error", "__end__"]:
     return "handle_error" if _failed(state) else "__end__"
 
 
-NODES: dict[str, Node] = {
-    "fetch_data": fetch_data,
-    "validate_dispute": validate_dispute,
-    "generate_resolution": generate_resolution,
-    "route_review": route_review,
-    "send_human_review": send_human_review,
-    "wait_human_review": wait_human_review,
-    "execute_resolution": execute_resolution,
-    "store_results": store_results,
-}
+@dataclass(frozen=True)
+class GraphNodes:
+    """The graph's steps, by name; every one but `handle_error` runs `guarded`."""
+
+    fetch_data: Node
+    validate_dispute: Node
+    generate_resolution: Node
+    route_review: Node
+    send_human_review: Node
+    wait_human_review: Node
+    execute_resolution: Node
+    store_results: Node
+    handle_error: Node
 
 
-def build_graph(checkpointer: BaseCheckpointSaver[Any]) -> DisputeGraph:
+def build_graph(nodes: GraphNodes, checkpointer: BaseCheckpointSaver[Any]) -> DisputeGraph:
     """Assemble and compile the dispute graph with the given checkpointer."""
     graph = StateGraph(DisputeState, context_schema=WorkflowContext)
-    for name, node in NODES.items():
-        graph.add_node(name, guarded(name, node))
-    graph.add_node("handle_error", handle_error)
+    for step in fields(nodes):
+        node = getattr(nodes, step.name)
+        graph.add_node(step.name, node if step.name == "handle_error" else guarded(step.name, node))
     graph.add_edge(START, "fetch_data")
     graph.add_conditional_edges("fetch_data", after_fetch)
     graph.add_conditional_edges("validate_dispute", after_validate)

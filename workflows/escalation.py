@@ -18,11 +18,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
-from services.email import Delivery, NotificationLog
-from services.notifications import ESCALATION, REMINDER
+from services.logs import bind_run_id
+from services.persistence.store import RunBusyError, WorkflowStore
+from services.review.email import Delivery, NotificationLog
+from services.review.notifications import ESCALATION, REMINDER
 from services.settings import Settings
-from services.store import RunBusyError, WorkflowStore
-from utils.logging_config import bind_run_id
 
 log = logging.getLogger(__name__)
 

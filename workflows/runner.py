@@ -16,10 +16,10 @@ from typing import Any
 from langchain_core.runnables import RunnableConfig
 from langgraph.types import Command, StateSnapshot
 
+from models.costs import summarise_recorded
 from models.domain import ReviewDecision
-from services.costs import summarise_recorded
-from services.store import WorkflowStore
-from utils.logging_config import bind_run_id
+from services.logs import bind_run_id
+from services.persistence.store import WorkflowStore
 from workflows.context import WorkflowContext
 from workflows.dispute_workflow import DisputeGraph, RetryableStepError
 

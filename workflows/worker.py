@@ -18,9 +18,9 @@ import psycopg
 from pydantic import ValidationError
 
 from models.events import DisputeEvent
+from services.logs import bind_run_id
+from services.persistence.store import DECISION_CHANNEL, RunBusyError, StoredDecision, WorkflowStore
 from services.queue import DisputeQueue
-from services.store import DECISION_CHANNEL, RunBusyError, StoredDecision, WorkflowStore
-from utils.logging_config import bind_run_id
 from workflows.runner import RunOutcome, WorkflowRunner
 
 log = logging.getLogger(__name__)

@@ -21,9 +21,9 @@ from api.pages import error_page, login_redirect, render
 from api.routes.workflows import parse_run_id
 from models.domain import ModifiedResolution, ResolutionAction, ReviewChannel
 from services.errors import ForbiddenError, InvalidRequestError, NotFoundError, PaymentsAgentError
-from services.notifications import ReviewFacts
-from services.review_links import InvalidTokenError, ReviewClaims
-from services.reviewer_keys import reviewer_identity
+from services.review.links import InvalidTokenError, ReviewClaims
+from services.review.notifications import ReviewFacts
+from services.review.reviewers import reviewer_identity
 from workflows.decisions import pending_review, record_decision
 
 router = APIRouter(tags=["review-page"], include_in_schema=False)

@@ -26,14 +26,15 @@ import httpx
 import pytest
 import uvicorn
 
+from agents import NODES
 from api.app import create_app
 from api.deps import build_api_services
-from services.database import Database, create_engine
-from services.email import Mailer, NotificationLog
-from services.notifications import EmailNotifier
-from services.review_links import ReviewLinkSigner
+from services.persistence.database import Database, create_engine
+from services.persistence.store import WorkflowStore
+from services.review.email import Mailer, NotificationLog
+from services.review.links import ReviewLinkSigner
+from services.review.notifications import EmailNotifier
 from services.settings import Settings
-from services.store import WorkflowStore
 from tests.e2e.conftest import ROOT, Processes, free_port, wait_for
 from tests.fakes.email import RecordingSender
 from tests.fakes.services import (
@@ -93,7 +94,9 @@ async def runs(postgres_url: str, notifier: Any) -> AsyncIterator[Runs]:
     )
     try:
         async with open_checkpointer(postgres_url, max_size=2) as saver:
-            runner = WorkflowRunner(graph=build_graph(saver), context=context, store=context.store)
+            runner = WorkflowRunner(
+                graph=build_graph(NODES, saver), context=context, store=context.store
+            )
             yield Runs(runner, world, payments)
     finally:
         await engine.dispose()

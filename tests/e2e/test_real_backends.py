@@ -24,7 +24,8 @@ import psycopg
 import pytest
 from psycopg.rows import dict_row
 
-from services.sandbox import SandboxDataset, load_dataset
+from services.sandbox.data import load_dataset
+from services.sandbox.dataset import SandboxDataset
 from tests.conftest import create_database
 from tests.e2e.conftest import ROOT, Processes
 from tests.fakes.vendor_servers import VendorServers, vendor_servers
@@ -41,7 +42,7 @@ class Expected:
     failed_rule: str | None = None
 
 
-# One case per line of the sandbox dataset's story (services/sandbox_data.py), chosen so
+# One case per line of the sandbox dataset's story (services/sandbox/data.py), chosen so
 # that each adapter's data decides something: Stripe's charge list (the duplicate's twin),
 # Salesforce's Outage_Hours__c and segment (the outage matrix), Zuora's cancellation
 # request against Stripe's charge time, Zuora's plan price, and Stripe's charge date

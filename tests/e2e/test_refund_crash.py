@@ -23,7 +23,7 @@ from moto.server import ThreadedMotoServer
 from psycopg.rows import dict_row
 
 from services.queue import ensure_queue, sqs_client
-from services.sandbox import load_dataset
+from services.sandbox.data import load_dataset
 from tests.e2e.conftest import Processes, wait_for
 from tests.fakes.vendor_servers import VendorServers, vendor_servers
 

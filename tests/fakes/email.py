@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from services.email import EmailError, OutgoingEmail
+from services.review.email import EmailError, OutgoingEmail
 
 
 class RecordingSender:

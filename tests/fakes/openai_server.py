@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from services.prompt import estimate_tokens
+from services.drafting.prompt import estimate_tokens
 
 
 @dataclass

@@ -23,8 +23,8 @@ from models.domain import (
     ResolutionRecord,
     Subscription,
 )
+from services.drafting.context import DraftingContext
 from services.errors import IntegrationError, NotFoundError
-from services.llm import DraftingContext
 
 NOW = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
 

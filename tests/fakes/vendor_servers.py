@@ -39,7 +39,7 @@ from models.domain import (
     Subscription,
     to_minor_units,
 )
-from services.sandbox import SandboxDataset
+from services.sandbox.dataset import SandboxDataset
 
 # Requests, replies and the server machinery shared by the three vendors.
 

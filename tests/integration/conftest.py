@@ -7,7 +7,8 @@ from dataclasses import replace
 
 import pytest
 
-from services.store import WorkflowStore
+from agents import NODES
+from services.persistence.store import WorkflowStore
 from tests.fakes.services import (
     NOW,
     FakeBilling,
@@ -61,4 +62,6 @@ async def harness(postgres_url: str, engine) -> AsyncIterator[Harness]:
         clock=lambda: NOW,
     )
     async with open_checkpointer(postgres_url, max_size=4) as saver:
-        yield Harness(WorkflowRunner(graph=build_graph(saver), context=context, store=store), world)
+        yield Harness(
+            WorkflowRunner(graph=build_graph(NODES, saver), context=context, store=store), world
+        )

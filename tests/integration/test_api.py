@@ -12,7 +12,7 @@ import pytest
 
 from api.app import create_app
 from api.deps import ApiServices
-from services.reviewer_keys import ReviewerKeys
+from services.review.reviewers import ReviewerKeys
 from tests.integration.conftest import Harness
 
 

@@ -19,12 +19,12 @@ import httpx
 import pytest
 
 from models.domain import ResolutionRecord
-from services.chroma_store import open_policy_store, seed_precedents
-from services.embeddings import MiniLMEmbedder
 from services.errors import IntegrationError
-from services.precedents_data import HISTORICAL_RESOLUTIONS
+from services.knowledge.chroma_store import open_policy_store
+from services.knowledge.embeddings import MiniLMEmbedder
+from services.sandbox.resolutions import HISTORICAL_RESOLUTIONS
 from services.settings import Settings
-from utils.write_policies import write_policies
+from tools.write_policies import write_policies
 
 CHROMA_CLI = Path(sys.executable).parent / "chroma"
 
@@ -104,7 +104,9 @@ async def test_store_over_a_chroma_server(
     write_policies(tmp_path / "policies")
     report = await worker_a.ingest_policies(directory=tmp_path / "policies")
     assert len(report.added) == 6
-    assert await seed_precedents(worker_a) == len(HISTORICAL_RESOLUTIONS)
+    assert await worker_a.add_resolutions(records=HISTORICAL_RESOLUTIONS) == len(
+        HISTORICAL_RESOLUTIONS
+    )
 
     hits = await worker_b.search_policies(
         query="I cancelled on the 2nd and was still charged on the 15th", k=3

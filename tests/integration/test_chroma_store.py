@@ -18,19 +18,18 @@ from chromadb.api import ClientAPI
 from chromadb.config import Settings as ChromaSettings
 
 from models.domain import PrecedentHit, ResolutionRecord
-from services.chroma_store import (
+from services.knowledge.chroma_store import (
     POLICY_COLLECTION,
     ChromaPolicyStore,
     _LRUCache,
     amount_closeness,
     open_policy_store,
-    seed_precedents,
 )
-from services.embeddings import MiniLMEmbedder
-from services.knowledge import PolicyStore
-from services.precedents_data import HISTORICAL_RESOLUTIONS
+from services.knowledge.embeddings import MiniLMEmbedder
+from services.knowledge.protocols import PolicyStore
+from services.sandbox.resolutions import HISTORICAL_RESOLUTIONS
 from services.settings import Settings
-from utils.write_policies import write_policies
+from tools.write_policies import write_policies
 
 ROOT = Path(__file__).resolve().parents[2]
 LABELLED = json.loads((ROOT / "tests" / "data" / "policy_queries.json").read_text())["items"]
@@ -61,7 +60,7 @@ def seeded(
 
     async def seed() -> None:
         await store.ingest_policies(directory=root / "policies")
-        await seed_precedents(store)
+        await store.add_resolutions(records=HISTORICAL_RESOLUTIONS)
 
     asyncio.run(seed())
     yield store
@@ -164,7 +163,7 @@ async def test_add_resolution_upserts_and_invalidates_the_cache(
     embedder: MiniLMEmbedder, tmp_path: Path
 ) -> None:
     store = ChromaPolicyStore(_client(tmp_path), embedder)
-    await seed_precedents(store)
+    await store.add_resolutions(records=HISTORICAL_RESOLUTIONS)
 
     async def ask() -> list[PrecedentHit]:
         return await store.similar_cases(
@@ -199,8 +198,12 @@ async def test_add_resolution_upserts_and_invalidates_the_cache(
 
 async def test_reseeding_never_duplicates(embedder: MiniLMEmbedder, tmp_path: Path) -> None:
     store = ChromaPolicyStore(_client(tmp_path), embedder)
-    assert await seed_precedents(store) == len(HISTORICAL_RESOLUTIONS) >= 30
-    await seed_precedents(store)
+    assert (
+        await store.add_resolutions(records=HISTORICAL_RESOLUTIONS)
+        == len(HISTORICAL_RESOLUTIONS)
+        >= 30
+    )
+    await store.add_resolutions(records=HISTORICAL_RESOLUTIONS)
     assert (await store.counts())["dispute_resolutions"] == len(HISTORICAL_RESOLUTIONS)
 
 

@@ -13,10 +13,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from models.domain import PrecedentHit
 from models.tables import draft_cache
-from services.draft_cache import DraftCache, cache_key
-from services.llm import GuardedDrafter, build_drafter
-from services.prompt import PROMPT_VERSION
-from services.sandbox import load_dataset
+from services.drafting.draft_cache import DraftCache, cache_key
+from services.drafting.guarded import GuardedDrafter, build_drafter
+from services.drafting.prompt import PROMPT_VERSION
+from services.sandbox.data import load_dataset
 from services.settings import Settings
 from tests.fakes.openai_server import FakeOpenAIServer, Reply, running_server
 from tests.integration.test_openai_drafter import Sleeps, answer

@@ -8,10 +8,10 @@ from decimal import Decimal
 
 import pytest
 
-from services.email import EmailError, Mailer, NotificationLog
-from services.notifications import EmailNotifier
-from services.review_links import ReviewLinkSigner
-from services.reviewer_keys import ReviewerKeys
+from services.review.email import EmailError, Mailer, NotificationLog
+from services.review.links import ReviewLinkSigner
+from services.review.notifications import EmailNotifier
+from services.review.reviewers import ReviewerKeys
 from services.settings import Settings
 from tests.fakes.email import RecordingSender
 from tests.fakes.services import NOW

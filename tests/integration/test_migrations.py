@@ -8,7 +8,7 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import create_engine, inspect
 
 from models.tables import metadata
-from services.database import alembic_config, schema_status, to_sqlalchemy_url
+from services.persistence.database import alembic_config, schema_status, to_sqlalchemy_url
 
 SEED_COLUMNS = [
     "id", "run_id", "case_id", "customer_id", "status", "current_step", "crm_data",

@@ -10,8 +10,10 @@ from typing import Any
 import pytest
 
 from models.domain import ResolutionAction
-from services.costs import PriceTable, call_cost
-from services.llm import GuardedDrafter, RulesDrafter, build_drafter
+from services.drafting.assessment import assess
+from services.drafting.costs import PriceTable, call_cost
+from services.drafting.guarded import GuardedDrafter, build_drafter
+from services.drafting.rules_drafter import RulesDrafter
 from services.settings import Settings
 from tests.fakes.openai_server import FakeOpenAIServer, RecordedRequest, Reply, running_server
 from tests.unit.test_guardrails import make_context
@@ -95,7 +97,7 @@ async def test_a_valid_draft_is_used_and_costed_to_the_micro_dollar(
 async def test_costs_follow_the_usage_the_server_reports(server: FakeOpenAIServer) -> None:
     for number in (1043, 1050, 1056):
         context = sandbox_context(number)
-        proposal = RulesDrafter().propose(context)
+        proposal = RulesDrafter().propose(context, assess(context))
         server.enqueue(
             Reply(content=answer(proposal.action.value, float(proposal.amount)), cached_tokens=7)
         )

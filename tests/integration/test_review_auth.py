@@ -15,9 +15,9 @@ import pytest
 from api.app import create_app
 from api.deps import ApiServices
 from api.sessions import SESSION_COOKIE
-from services.reviewer_keys import IssuedKey, ReviewerKeys
+from services.logs import redact
+from services.review.reviewers import IssuedKey, ReviewerKeys
 from tests.integration.conftest import Harness
-from utils.logging_config import redact
 
 ROOT = Path(__file__).resolve().parents[2]
 UNKNOWN_RUN = "0b7f6a3e-4a7e-4d55-9a45-1c8a2d1f0c11"

@@ -34,10 +34,10 @@ from pydantic import SecretStr
 
 from api.app import create_app
 from api.deps import ApiServices, build_api_services
-from services.email import Mailer, NotificationLog, SmtpSender
-from services.notifications import EmailNotifier, build_notifier
 from services.queue import DisputeQueue
-from services.reviewer_keys import ReviewerKeys
+from services.review.email import Mailer, NotificationLog, SmtpSender
+from services.review.notifications import EmailNotifier, build_notifier
+from services.review.reviewers import ReviewerKeys
 from services.settings import Settings
 from tests.integration.conftest import Harness
 from workflows.worker import DisputeWorker, WorkerSettings

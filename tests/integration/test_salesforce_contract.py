@@ -10,11 +10,12 @@ from urllib.parse import parse_qs
 import httpx
 import pytest
 
-from services.backends import build_integrations
 from services.errors import AuthenticationError, IntegrationError, NotFoundError
+from services.integrations.backends import build_integrations
+from services.integrations.salesforce import CASE_FIELDS, SalesforceCRM
 from services.retry import RetryPolicy
-from services.salesforce import CASE_FIELDS, SalesforceCRM
-from services.sandbox import SandboxDataset, load_dataset
+from services.sandbox.data import load_dataset
+from services.sandbox.dataset import SandboxDataset
 from services.settings import ConfigurationError, Settings
 from tests.fakes.vendor_servers import (
     CONTRACT_NOW,
@@ -375,7 +376,7 @@ async def test_real_backends_see_the_sandbox_dataset(http: httpx.AsyncClient) ->
     expected = at_vendor_precision(dataset)
     with vendor_servers(dataset) as servers:
         integrations = build_integrations(
-            real_backend_settings(servers), dataset=None, ledger=None, http_client=http
+            real_backend_settings(servers), sandbox=None, http_client=http
         )
         try:
             assert integrations.backends() == {
@@ -432,8 +433,7 @@ async def test_build_integrations_needs_the_dataset_for_sandbox_backends(
                     "payment_backend": "sandbox",
                 }
             ),
-            dataset=None,
-            ledger=None,
+            sandbox=None,
             http_client=http,
         )
 
@@ -449,13 +449,13 @@ async def test_build_integrations_fails_fast_without_credentials(http: httpx.Asy
     )
 
     with pytest.raises(ConfigurationError, match="PAYMENT_SECRET_KEY"):
-        build_integrations(settings, dataset=None, ledger=None, http_client=http)
+        build_integrations(settings, sandbox=None, http_client=http)
 
 
 async def test_build_integrations_uses_the_configured_attempts(http: httpx.AsyncClient) -> None:
     with vendor_servers() as servers:
         settings = real_backend_settings(servers).model_copy(update={"integration_max_attempts": 2})
-        integrations = build_integrations(settings, dataset=None, ledger=None, http_client=http)
+        integrations = build_integrations(settings, sandbox=None, http_client=http)
         await integrations.aclose()
 
     assert integrations.retry.max_attempts == 2

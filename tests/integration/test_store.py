@@ -11,7 +11,7 @@ from sqlalchemy.exc import DBAPIError
 
 from models.domain import ReviewDecision
 from services.errors import ConflictError
-from services.store import RunBusyError, WorkflowStore
+from services.persistence.store import RunBusyError, WorkflowStore
 
 
 @pytest.fixture

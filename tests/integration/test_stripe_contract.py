@@ -18,8 +18,8 @@ from services.errors import (
     InvalidRequestError,
     NotFoundError,
 )
+from services.integrations.stripe_gateway import StripeGateway, new_stripe_client
 from services.retry import RetryPolicy
-from services.stripe_gateway import StripeGateway, new_stripe_client
 from tests.fakes.vendor_servers import FakeStripe, contract_dataset
 
 DATASET = contract_dataset()

@@ -15,8 +15,8 @@ from services.errors import (
     InvalidRequestError,
     NotFoundError,
 )
+from services.integrations.zuora import ZuoraBilling, dumps_json
 from services.retry import RetryPolicy
-from services.zuora import ZuoraBilling, dumps_json
 from tests.fakes.vendor_servers import FakeZuora, contract_dataset
 
 DATASET = contract_dataset()

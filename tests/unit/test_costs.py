@@ -6,8 +6,9 @@ from decimal import Decimal
 
 import pytest
 
+from models.costs import cost_breakdown, total_cost
 from models.domain import LLMCall
-from services.costs import PriceTable, call_cost, cost_breakdown, total_cost
+from services.drafting.costs import PriceTable, call_cost
 from services.settings import Settings
 
 GPT_4O_MINI = PriceTable(

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from services.embeddings import EMBEDDING_DIM, MAX_SEQ_LENGTH, MiniLMEmbedder
+from services.knowledge.embeddings import EMBEDDING_DIM, MAX_SEQ_LENGTH, MiniLMEmbedder
 
 ROOT = Path(__file__).resolve().parents[2]
 REFERENCE = json.loads((ROOT / "tests" / "data" / "minilm_reference.json").read_text())
@@ -89,7 +89,7 @@ def test_similar_meaning_scores_higher(embedder: MiniLMEmbedder) -> None:
 def test_import_is_light_and_torch_is_not_installed() -> None:
     code = (
         "import sys\n"
-        "import services.embeddings as e\n"
+        "import services.knowledge.embeddings as e\n"
         "e.MiniLMEmbedder()\n"
         "names = ('torch', 'chromadb', 'onnxruntime', 'tokenizers', 'safetensors')\n"
         "heavy = [m for m in names if m in sys.modules]\n"

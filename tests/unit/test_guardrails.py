@@ -19,16 +19,22 @@ from models.domain import (
     ResolutionProposal,
     Subscription,
 )
-from services.guardrails import (
-    assess,
+from services.drafting.assessment import assess
+from services.drafting.context import DraftingContext
+from services.drafting.guardrails import (
+    Violation,
     check_modification,
     check_proposal,
     check_resolution,
     describe,
 )
-from services.llm import DraftingContext
 
 NOW = datetime(2025, 6, 1, 12, 0, tzinfo=UTC)
+
+
+def check(proposal: ResolutionProposal, context: DraftingContext) -> list[Violation]:
+    """The guardrails on a draft, under the context's own assessment."""
+    return check_proposal(proposal, context, assess(context))
 
 
 def make_charge(
@@ -153,13 +159,11 @@ def duplicate_context() -> DraftingContext:
 
 
 def test_a_proposal_within_every_bound_passes() -> None:
-    assert (
-        check_proposal(proposal(ResolutionAction.FULL_REFUND, "49.00"), duplicate_context()) == []
-    )
+    assert check(proposal(ResolutionAction.FULL_REFUND, "49.00"), duplicate_context()) == []
 
 
 def test_an_amount_above_the_refundable_is_refused() -> None:
-    found = check_proposal(proposal(ResolutionAction.FULL_REFUND, "10000"), duplicate_context())
+    found = check(proposal(ResolutionAction.FULL_REFUND, "10000"), duplicate_context())
     assert "amount_above_refundable" in codes(found)
     assert "49.00" in describe(found)
 
@@ -167,31 +171,31 @@ def test_an_amount_above_the_refundable_is_refused() -> None:
 def test_the_refundable_counts_what_was_already_refunded() -> None:
     charge = make_charge(amount="49.00", refunded="40.00")
     context = make_context("refund_not_processed", claimed="9.00", charge=charge)
-    found = check_proposal(proposal(ResolutionAction.PARTIAL_REFUND, "20.00"), context)
+    found = check(proposal(ResolutionAction.PARTIAL_REFUND, "20.00"), context)
     assert "amount_above_refundable" in codes(found)
 
 
 @pytest.mark.parametrize("action", [ResolutionAction.FULL_REFUND, ResolutionAction.PARTIAL_REFUND])
 def test_money_moving_actions_need_an_amount_above_zero(action: ResolutionAction) -> None:
-    found = check_proposal(proposal(action, "0"), duplicate_context())
+    found = check(proposal(action, "0"), duplicate_context())
     assert "amount_not_positive" in codes(found)
 
 
 def test_a_credit_of_zero_is_refused() -> None:
     context = make_context("service_outage", outage_hours="3", segment="premium")
-    found = check_proposal(proposal(ResolutionAction.ACCOUNT_CREDIT, "0"), context)
+    found = check(proposal(ResolutionAction.ACCOUNT_CREDIT, "0"), context)
     assert "amount_not_positive" in codes(found)
 
 
 def test_a_denial_carries_no_amount() -> None:
-    found = check_proposal(proposal(ResolutionAction.DENY_REFUND, "5.00"), duplicate_context())
+    found = check(proposal(ResolutionAction.DENY_REFUND, "5.00"), duplicate_context())
     assert codes(found) == {"deny_with_amount"}
-    assert check_proposal(proposal(ResolutionAction.DENY_REFUND, "0"), duplicate_context()) == []
+    assert check(proposal(ResolutionAction.DENY_REFUND, "0"), duplicate_context()) == []
 
 
 def test_an_action_not_allowed_for_the_dispute_type_is_refused() -> None:
     context = make_context("unrecognized_charge", charge=make_charge(risk="highest"))
-    found = check_proposal(proposal(ResolutionAction.ACCOUNT_CREDIT, "10.00"), context)
+    found = check(proposal(ResolutionAction.ACCOUNT_CREDIT, "10.00"), context)
     assert "action_not_allowed" in codes(found)
     assert "unrecognized_charge" in describe(found)
 
@@ -199,46 +203,38 @@ def test_an_action_not_allowed_for_the_dispute_type_is_refused() -> None:
 def test_an_unknown_dispute_type_may_only_be_denied() -> None:
     context = make_context("chargeback_threat")
     assert "action_not_allowed" in codes(
-        check_proposal(proposal(ResolutionAction.FULL_REFUND, "49.00"), context)
+        check(proposal(ResolutionAction.FULL_REFUND, "49.00"), context)
     )
-    assert check_proposal(proposal(ResolutionAction.DENY_REFUND, "0"), context) == []
+    assert check(proposal(ResolutionAction.DENY_REFUND, "0"), context) == []
 
 
 def test_a_partial_refund_must_be_below_the_full_refundable() -> None:
-    found = check_proposal(proposal(ResolutionAction.PARTIAL_REFUND, "49.00"), duplicate_context())
+    found = check(proposal(ResolutionAction.PARTIAL_REFUND, "49.00"), duplicate_context())
     assert "partial_not_below_full" in codes(found)
-    assert (
-        check_proposal(proposal(ResolutionAction.PARTIAL_REFUND, "48.99"), duplicate_context())
-        == []
-    )
+    assert check(proposal(ResolutionAction.PARTIAL_REFUND, "48.99"), duplicate_context()) == []
 
 
 def test_a_full_refund_is_the_whole_refundable() -> None:
-    found = check_proposal(proposal(ResolutionAction.FULL_REFUND, "20.00"), duplicate_context())
+    found = check(proposal(ResolutionAction.FULL_REFUND, "20.00"), duplicate_context())
     assert "full_not_refundable" in codes(found)
 
 
 def test_more_than_two_decimal_places_is_refused() -> None:
-    found = check_proposal(proposal(ResolutionAction.PARTIAL_REFUND, "10.005"), duplicate_context())
+    found = check(proposal(ResolutionAction.PARTIAL_REFUND, "10.005"), duplicate_context())
     assert codes(found) == {"too_many_decimals"}
     # Trailing zeros are not extra precision.
-    assert (
-        check_proposal(proposal(ResolutionAction.PARTIAL_REFUND, "10.500"), duplicate_context())
-        == []
-    )
+    assert check(proposal(ResolutionAction.PARTIAL_REFUND, "10.500"), duplicate_context()) == []
 
 
 def test_a_zero_decimal_currency_takes_whole_units_only() -> None:
     charge = make_charge(amount="5000", currency="jpy")
     context = make_context("duplicate_charge", charge=charge)
-    found = check_proposal(proposal(ResolutionAction.PARTIAL_REFUND, "100.50", "jpy"), context)
+    found = check(proposal(ResolutionAction.PARTIAL_REFUND, "100.50", "jpy"), context)
     assert "too_many_decimals" in codes(found)
 
 
 def test_a_currency_other_than_the_charge_is_refused() -> None:
-    found = check_proposal(
-        proposal(ResolutionAction.FULL_REFUND, "49.00", "eur"), duplicate_context()
-    )
+    found = check(proposal(ResolutionAction.FULL_REFUND, "49.00", "eur"), duplicate_context())
     assert codes(found) == {"currency_mismatch"}
 
 
@@ -258,16 +254,16 @@ def test_a_draft_cannot_exceed_the_policy_even_within_the_refundable() -> None:
     # 2.5 hours of outage for a standard customer earns 10% of the $49 charge.
     context = make_context("service_outage", outage_hours="2.5")
     assert assess(context).ceiling == Decimal("4.90")
-    found = check_proposal(proposal(ResolutionAction.FULL_REFUND, "49.00"), context)
+    found = check(proposal(ResolutionAction.FULL_REFUND, "49.00"), context)
     assert codes(found) == {"amount_above_policy"}
     assert "4.90" in describe(found)
-    assert check_proposal(proposal(ResolutionAction.ACCOUNT_CREDIT, "4.90"), context) == []
-    assert check_proposal(proposal(ResolutionAction.ACCOUNT_CREDIT, "3.00"), context) == []
+    assert check(proposal(ResolutionAction.ACCOUNT_CREDIT, "4.90"), context) == []
+    assert check(proposal(ResolutionAction.ACCOUNT_CREDIT, "3.00"), context) == []
 
 
 def test_a_duplicate_without_a_twin_allows_nothing() -> None:
     context = make_context("duplicate_charge", others=[make_charge("ch_old", days_ago=33)])
-    found = check_proposal(proposal(ResolutionAction.FULL_REFUND, "49.00"), context)
+    found = check(proposal(ResolutionAction.FULL_REFUND, "49.00"), context)
     assert codes(found) == {"amount_above_policy"}
 
 
@@ -307,5 +303,5 @@ def test_the_refundable_never_exceeds_the_charges_own() -> None:
     charge = make_charge(amount="49.00", refunded="40.00")
     context = make_context("refund_not_processed", claimed="9.00", charge=charge)
     inflated = context.model_copy(update={"refundable": Decimal("49.00")})
-    found = check_proposal(proposal(ResolutionAction.FULL_REFUND, "49.00"), inflated)
+    found = check(proposal(ResolutionAction.FULL_REFUND, "49.00"), inflated)
     assert "amount_above_refundable" in codes(found)

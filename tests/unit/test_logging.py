@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from utils.logging_config import bind_run_id, configure_logging, redact
+from services.logs import bind_run_id, configure_logging, redact
 
 
 @pytest.mark.parametrize(

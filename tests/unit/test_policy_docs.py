@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 from docx import Document
 
-from services.policy_docs import (
+from models.policy_rules import APPROVAL_LEVELS, OUTAGE_MATRIX, POLICIES, SEGMENTS
+from services.knowledge.policy_docs import (
     DEFAULT_MAX_TOKENS,
     PolicyDocumentError,
     PolicyFile,
@@ -16,8 +17,7 @@ from services.policy_docs import (
     read_policy_file,
     scan_policy_dir,
 )
-from services.policy_rules import APPROVAL_LEVELS, OUTAGE_MATRIX, POLICIES, SEGMENTS
-from utils.write_policies import write_policies
+from tools.write_policies import write_policies
 
 ROOT = Path(__file__).resolve().parents[2]
 BROKEN = ROOT / "tests" / "data" / "broken_policies"
@@ -52,7 +52,7 @@ def test_committed_documents_are_the_rendered_ones(files: dict[str, PolicyFile])
     assert skipped == []
     assert {f.source_file: f.content_hash for f in committed} == {
         f.source_file: f.content_hash for f in files.values()
-    }, "policies/*.docx are stale: run uv run python utils/write_policies.py"
+    }, "policies/*.docx are stale: run uv run python tools/write_policies.py"
 
 
 def test_every_outage_matrix_cell_survives_with_its_header(files: dict[str, PolicyFile]) -> None:
@@ -95,7 +95,7 @@ def test_table_chunks_repeat_the_header_row(files: dict[str, PolicyFile]) -> Non
 
 
 def test_chunks_stay_within_the_embedding_window(files: dict[str, PolicyFile]) -> None:
-    from services.policy_docs import _word_count_tokens
+    from services.knowledge.policy_docs import _word_count_tokens
 
     for document in files.values():
         for chunk in document.chunks:

@@ -9,9 +9,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from api.sessions import SessionSigner
-from services.review_links import InvalidTokenError, ReviewLinkSigner, Signer
-from services.reviewer_keys import Reviewer
-from utils.logging_config import redact
+from services.logs import redact
+from services.review.links import InvalidTokenError, ReviewLinkSigner, Signer
+from services.review.reviewers import Reviewer
 
 SECRET = b"a-long-enough-test-secret-0123456789"
 NOW = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)

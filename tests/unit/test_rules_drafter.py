@@ -7,14 +7,23 @@ from decimal import Decimal
 
 import pytest
 
-from models.domain import ResolutionAction
-from services.guardrails import check_proposal
-from services.llm import DraftingContext, GuardedDrafter, RulesDrafter, build_drafter
-from services.sandbox import SandboxDataset, load_dataset
+from models.domain import ResolutionAction, ResolutionProposal
+from services.drafting.assessment import assess
+from services.drafting.context import DraftingContext
+from services.drafting.guarded import GuardedDrafter, build_drafter
+from services.drafting.guardrails import check_proposal
+from services.drafting.rules_drafter import RulesDrafter
+from services.sandbox.data import load_dataset
+from services.sandbox.dataset import SandboxDataset
 from services.settings import Settings
 from tests.unit.test_guardrails import make_charge, make_context, make_subscription
 
 SANDBOX_NOW = datetime(2025, 6, 1, 12, 0, tzinfo=UTC)
+
+
+def propose(context: DraftingContext) -> ResolutionProposal:
+    """The rules drafter's proposal, as the guarded drafter asks for it."""
+    return RulesDrafter().propose(context, assess(context))
 
 
 def sandbox_context(
@@ -80,34 +89,32 @@ def test_sandbox_disputes_get_the_policy_resolution(
     case_number: int, action: ResolutionAction, amount: str, policy_id: str
 ) -> None:
     context = sandbox_context(case_number)
-    proposal = RulesDrafter().propose(context)
+    proposal = propose(context)
     assert (proposal.action, proposal.amount) == (action, Decimal(amount))
     assert proposal.reason.startswith("[offline rules drafter] ")
     assert proposal.policy_ids == [policy_id]
     assert proposal.drafter == "rules"
     assert not proposal.fallback_used
-    assert check_proposal(proposal, context) == []
+    assert check_proposal(proposal, context, assess(context)) == []
 
 
 def test_the_rules_drafter_is_deterministic() -> None:
-    first = RulesDrafter().propose(sandbox_context(1056))
-    assert RulesDrafter().propose(sandbox_context(1056)) == first
+    first = propose(sandbox_context(1056))
+    assert propose(sandbox_context(1056)) == first
     # The dataset rebuilt 40 days later: same facts, same decision and reasoning.
-    later = RulesDrafter().propose(
-        sandbox_context(1056, data=load_dataset(SANDBOX_NOW + timedelta(days=40)))
-    )
+    later = propose(sandbox_context(1056, data=load_dataset(SANDBOX_NOW + timedelta(days=40))))
     assert (later.action, later.amount, later.reason) == (first.action, first.amount, first.reason)
 
 
 def test_risk_reflects_the_processor_and_the_dispute_history() -> None:
-    assert RulesDrafter().propose(sandbox_context(1052)).risk_level == "high"  # Radar highest
-    assert RulesDrafter().propose(sandbox_context(1046)).risk_level == "high"  # 5 in 90 days
-    assert RulesDrafter().propose(sandbox_context(1042)).risk_level == "low"
+    assert propose(sandbox_context(1052)).risk_level == "high"  # Radar highest
+    assert propose(sandbox_context(1046)).risk_level == "high"  # 5 in 90 days
+    assert propose(sandbox_context(1042)).risk_level == "low"
 
 
 def test_a_duplicate_claim_without_a_twin_is_denied() -> None:
     context = make_context("duplicate_charge", others=[make_charge("ch_prev", days_ago=33)])
-    proposal = RulesDrafter().propose(context)
+    proposal = propose(context)
     assert (proposal.action, proposal.amount) == (DENY, Decimal("0"))
     assert proposal.confidence < 0.7
 
@@ -118,21 +125,21 @@ def test_a_charge_before_the_cancellation_request_is_denied() -> None:
         charge=make_charge(days_ago=20),
         subscriptions=[make_subscription(cancellation_requested_days_ago=10)],
     )
-    assert RulesDrafter().propose(context).action == DENY
+    assert propose(context).action == DENY
 
 
 def test_an_amount_at_the_plan_price_is_denied() -> None:
     context = make_context("incorrect_amount", subscriptions=[make_subscription(amount="49.00")])
-    assert RulesDrafter().propose(context).action == DENY
+    assert propose(context).action == DENY
 
 
 def test_an_unrecognised_charge_matching_a_subscription_is_denied_unless_risky() -> None:
     matching = make_context("unrecognized_charge")
-    assert RulesDrafter().propose(matching).action == DENY
+    assert propose(matching).action == DENY
     risky = make_context("unrecognized_charge", charge=make_charge(risk="elevated"))
-    assert RulesDrafter().propose(risky).action == FULL
+    assert propose(risky).action == FULL
     unmatched = make_context("unrecognized_charge", charge=make_charge(amount="77.00"))
-    proposal = RulesDrafter().propose(unmatched)
+    proposal = propose(unmatched)
     assert proposal.action == FULL and proposal.confidence < 0.7
 
 
@@ -150,17 +157,17 @@ def test_the_outage_matrix_decides_outage_compensation(
     hours: str, segment: str, action: ResolutionAction, amount: str
 ) -> None:
     context = make_context("service_outage", outage_hours=hours, segment=segment)
-    proposal = RulesDrafter().propose(context)
+    proposal = propose(context)
     assert (proposal.action, proposal.amount) == (action, Decimal(amount))
 
 
 def test_an_outage_without_a_duration_is_left_to_a_reviewer() -> None:
-    proposal = RulesDrafter().propose(make_context("service_outage"))
+    proposal = propose(make_context("service_outage"))
     assert proposal.action == DENY and proposal.confidence < 0.5
 
 
 def test_an_unknown_dispute_type_is_denied_with_low_confidence() -> None:
-    proposal = RulesDrafter().propose(make_context("chargeback_threat"))
+    proposal = propose(make_context("chargeback_threat"))
     assert (proposal.action, proposal.policy_ids) == (DENY, [])
     assert proposal.confidence < 0.5
 

@@ -12,8 +12,8 @@ import pytest
 from pydantic import BaseModel
 
 from models.domain import CRMCase, DisputeType
-from services.sandbox import SandboxDataset
-from services.sandbox_data import build_dataset, salesforce_id
+from services.sandbox.data import build_dataset, salesforce_id
+from services.sandbox.dataset import SandboxDataset
 
 NOW = datetime(2025, 3, 14, 9, 30, tzinfo=UTC)
 WINDOW = timedelta(days=120)

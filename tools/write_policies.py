@@ -1,10 +1,10 @@
 """Write the sandbox company's policy documents to `policies/*.docx`.
 
 The prose lives here; every matrix (outage compensation, approval levels, permitted
-resolutions) is rendered from `services/policy_rules.py`, so the documents and the rules
+resolutions) is rendered from `models/policy_rules.py`, so the documents and the rules
 the drafter and guardrails apply cannot drift apart. Regenerate after changing either:
 
-    uv run python utils/write_policies.py [--out DIR] [--keep-existing]
+    uv run python tools/write_policies.py [--out DIR] [--keep-existing]
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from docx.shared import Pt  # noqa: E402
 from docx.text.paragraph import Paragraph  # noqa: E402
 
 from models.domain import DisputeType, ResolutionAction  # noqa: E402
-from services.policy_rules import (  # noqa: E402
+from models.policy_rules import (
     ALLOWED_ACTIONS,
     APPROVAL_LEVELS,
     OUTAGE_MATRIX,

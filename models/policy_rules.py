@@ -1,5 +1,5 @@
 """The company's resolution rules as data: the single source for the policy documents'
-matrices (utils/write_policies.py renders them into policies/*.docx) and for the offline
+matrices (tools/write_policies.py renders them into policies/*.docx) and for the offline
 rules drafter and the guardrails. Changing a number here changes both.
 """
 
@@ -190,7 +190,7 @@ def governing_policy(dispute_type: DisputeType) -> PolicyDocument:
     raise ValueError(f"no policy governs {dispute_type}")
 
 
-# Additions used by the drafters and the guardrails (services/llm.py, services/guardrails.py).
+# Additions used by the drafters and the guardrails (services/drafting/).
 
 # Actions that move money (a refund or a credit); each needs an amount above zero.
 MONEY_MOVING_ACTIONS: frozenset[ResolutionAction] = frozenset(

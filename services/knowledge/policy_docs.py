@@ -28,8 +28,8 @@ from docx.table import Table
 from docx.text.paragraph import Paragraph
 from lxml import etree
 
+from models.policy_rules import POLICIES
 from services.errors import PaymentsAgentError
-from services.policy_rules import POLICIES
 
 DEFAULT_MAX_TOKENS = 240  # the embedder reads 256 tokens; keep a margin for [CLS]/[SEP]
 OVERVIEW_SECTION = "Overview"

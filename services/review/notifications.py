@@ -1,7 +1,7 @@
 """Reviewer notifications: the review request, one reminder and the escalation, by e-mail.
 
 Each approver gets an e-mail of their own, carrying a signed link bound to them and the
-run. Sending failures are retried and recorded (services/email.py) and never fail the
+run. Sending failures are retried and recorded (services/review/email.py) and never fail the
 run: it stays pending and visible on the dashboard and in /human-review/pending.
 """
 
@@ -15,14 +15,14 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 from urllib.parse import quote
 
 from jinja2 import ChainableUndefined, Environment, FileSystemLoader, select_autoescape
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from services.costs import summarise_recorded
-from services.email import (
+from models.costs import summarise_recorded
+from services.review.email import (
     SKIPPED,
     Delivery,
     EmailSender,
@@ -33,23 +33,14 @@ from services.email import (
     Sleep,
     SmtpSender,
 )
-from services.review_links import ReviewLinkSigner
-from services.reviewer_keys import ReviewerKeys, reviewer_identity
+from services.review.links import ReviewLinkSigner
+from services.review.reviewers import ReviewerKeys, reviewer_identity
 from services.settings import ConfigurationError, Settings
 
 log = logging.getLogger(__name__)
 
 REVIEW_REQUEST, REMINDER, ESCALATION = "review_request", "reminder", "escalation"
 TEMPLATES = Path(__file__).resolve().parent / "email_templates"
-
-
-class ReviewNotifier(Protocol):
-    @property
-    def backend(self) -> str: ...
-
-    async def request_review(self, *, run_id: str, case_id: str, summary: dict[str, Any]) -> None:
-        """Tell the approvers that a run awaits their decision (records what was sent)."""
-        ...
 
 
 @dataclass(frozen=True)

@@ -1,9 +1,8 @@
-"""The sandbox backend: a built-in dataset plus a durable ledger of what moved."""
+"""The sandbox ledger: a durable row per refund, credit and case update, one per key."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from datetime import datetime
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
@@ -11,24 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from models.domain import BillingData, Charge, CRMAccount, CRMCase
 from models.tables import sandbox_ledger
-
-
-@dataclass(frozen=True)
-class SandboxDataset:
-    """Customers, subscriptions, charges and dispute cases, keyed by their ids."""
-
-    accounts: dict[str, CRMAccount]
-    cases: dict[str, CRMCase]
-    billing: dict[str, BillingData]
-    charges: dict[str, Charge]
-    # Cases of the dataset that must fail validation, with the rule that fails them.
-    expected_invalid: dict[str, str] = field(default_factory=dict)
-
-    def open_cases(self) -> list[CRMCase]:
-        """Open dispute cases, the ones the demo publishes."""
-        return [c for c in self.cases.values() if c.status not in ("Closed", "Resolved")]
 
 
 @dataclass(frozen=True)
@@ -93,13 +75,3 @@ class SandboxLedger:
                 )
             ).scalars()
             return sum((Decimal(p["amount"]) for p in rows), Decimal("0"))
-
-
-def load_dataset(now: datetime) -> SandboxDataset:
-    """Build the built-in dataset with dates relative to `now`."""
-    from services.sandbox_data import build_dataset
-
-    return build_dataset(now)
-
-
-__all__ = ["LedgerEntry", "SandboxDataset", "SandboxLedger", "load_dataset"]

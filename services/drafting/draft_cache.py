@@ -27,7 +27,7 @@ from models.domain import ResolutionProposal
 from models.tables import draft_cache
 
 if TYPE_CHECKING:
-    from services.llm import DraftingContext
+    from services.drafting.context import DraftingContext
 
 log = logging.getLogger(__name__)
 

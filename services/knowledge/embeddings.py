@@ -372,7 +372,7 @@ class _Model:
 class MiniLMEmbedder:
     """all-MiniLM-L6-v2 sentence embedder; thread-safe, loaded on first use.
 
-    Chroma uses it through `services.chroma_store.ChromaEmbeddingFunction`; this module
+    Chroma uses it through `services.knowledge.chroma_store.ChromaEmbeddingFunction`; this module
     imports neither chromadb nor onnxruntime until needed, so embedding starts fast.
     """
 

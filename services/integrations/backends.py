@@ -8,15 +8,12 @@ from dataclasses import dataclass, field
 import httpx
 import stripe
 
-from services.billing import BillingClient, SandboxBilling
-from services.crm import CRMClient, SandboxCRM
-from services.payments import PaymentGateway, SandboxPayments
+from services.integrations.protocols import Backends, BillingClient, CRMClient, PaymentGateway
+from services.integrations.salesforce import SalesforceCRM
+from services.integrations.stripe_gateway import StripeGateway, new_stripe_client
+from services.integrations.zuora import ZuoraBilling
 from services.retry import RetryPolicy
-from services.salesforce import SalesforceCRM
-from services.sandbox import SandboxDataset, SandboxLedger
 from services.settings import ConfigurationError, Settings
-from services.stripe_gateway import StripeGateway, new_stripe_client
-from services.zuora import ZuoraBilling
 
 
 @dataclass(frozen=True)
@@ -46,20 +43,20 @@ class Integrations:
 def build_integrations(
     settings: Settings,
     *,
-    dataset: SandboxDataset | None,
-    ledger: SandboxLedger | None,
+    sandbox: Backends | None,
     http_client: httpx.AsyncClient,
     retry: RetryPolicy | None = None,
 ) -> Integrations:
-    """Build the backends chosen by CRM_BACKEND, BILLING_BACKEND and PAYMENT_BACKEND."""
+    """Build the backends chosen by CRM_BACKEND, BILLING_BACKEND and PAYMENT_BACKEND;
+    `sandbox` supplies the ones set to `sandbox` (services/sandbox/backends.py)."""
     settings.check_backends()
     timeout = settings.integration_timeout_seconds
     closers: list[Callable[[], Awaitable[None]]] = []
 
-    def sandbox() -> tuple[SandboxDataset, SandboxLedger]:
-        if dataset is None or ledger is None:
+    def fallback() -> Backends:
+        if sandbox is None:
             raise ConfigurationError("a sandbox backend needs the sandbox dataset and ledger")
-        return dataset, ledger
+        return sandbox
 
     crm: CRMClient
     if settings.crm_backend == "salesforce":
@@ -73,8 +70,7 @@ def build_integrations(
             multi_currency=settings.crm_multi_currency,
         )
     else:
-        data, book = sandbox()
-        crm = SandboxCRM(dataset=data, ledger=book)
+        crm = fallback().crm
 
     billing: BillingClient
     if settings.billing_backend == "zuora":
@@ -87,8 +83,7 @@ def build_integrations(
             credit_charge_id=settings.billing_credit_charge_id,
         )
     else:
-        data, book = sandbox()
-        billing = SandboxBilling(dataset=data, ledger=book)
+        billing = fallback().billing
 
     payments: PaymentGateway
     if settings.payment_backend == "stripe":
@@ -103,8 +98,7 @@ def build_integrations(
             )
         )
     else:
-        data, book = sandbox()
-        payments = SandboxPayments(dataset=data, ledger=book)
+        payments = fallback().payments
 
     return Integrations(
         crm=crm,

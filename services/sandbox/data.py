@@ -39,7 +39,7 @@ from models.domain import (
     RiskLevel,
     Subscription,
 )
-from services.sandbox import SandboxDataset
+from services.sandbox.dataset import SandboxDataset
 
 DIRECT = "Customer - Direct"
 CHANNEL = "Customer - Channel"
@@ -552,4 +552,9 @@ def build_dataset(now: datetime) -> SandboxDataset:
     )
 
 
-__all__ = ["ACCOUNTS", "PLANS", "build_dataset", "salesforce_id"]
+def load_dataset(now: datetime) -> SandboxDataset:
+    """Build the built-in dataset with dates relative to `now`."""
+    return build_dataset(now)
+
+
+__all__ = ["ACCOUNTS", "PLANS", "build_dataset", "load_dataset", "salesforce_id"]

@@ -2,7 +2,7 @@
 
 What the model sees: the case essentials, the account's segment and type (never its name
 or contact data), at most 3 subscriptions, at most 5 charges, the policy check of
-services/guardrails.py, at most 3 policy sections and at most 3 similar past cases, each
+services/drafting/guardrails.py, at most 3 policy sections and at most 3 similar past cases, each
 trimmed. Text written by a customer or an agent (case subject and description, past case
 texts) goes inside `<untrusted>` blocks, with e-mail addresses, phone and card numbers and
 street addresses removed, and angle brackets neutralised so it cannot close its block.
@@ -20,16 +20,17 @@ from decimal import Decimal
 from typing import TYPE_CHECKING
 
 from models.domain import Charge, PolicyHit, Subscription, quantize_money
-from services.guardrails import PolicyAssessment, assess, refundable_of
-from services.policy_rules import allowed_actions, governing_policy_ids
+from models.policy_rules import allowed_actions, governing_policy_ids
+from services.drafting.assessment import PolicyAssessment, refundable_of
 
 if TYPE_CHECKING:
-    from services.llm import DraftingContext
+    from services.drafting.context import DraftingContext
 
 # Bump when the prompt's wording or layout changes: it is part of the draft cache key.
 PROMPT_VERSION = "5"
 
-# Hard caps (DESIGN.md): what the drafter may see of each list, and how much of each text.
+# Hard caps (docs/architecture.md, "Drafting"): what the drafter may see of each list,
+# and how much of each text.
 MAX_CHARGES = 5
 MAX_POLICIES = 3
 MAX_PRECEDENTS = 3
@@ -118,8 +119,9 @@ def _without_heading(hit: PolicyHit) -> str:
 
 def precedent_summary(text: str) -> str:
     """What a past case teaches: its resolution and reasoning when the stored text has them
-    (services/chroma_store.py writes "Resolution: ..." and "Reasoning: ..." lines after the
-    description), else the text itself. Its type, amount and segment are shown apart."""
+    (services/knowledge/chroma_store.py writes "Resolution: ..." and "Reasoning: ..." lines
+    after the description), else the text itself. Its type, amount and segment are shown
+    apart."""
     start = text.find("Resolution:")
     if start < 0:
         return text
@@ -195,9 +197,8 @@ def select_charges(context: DraftingContext) -> list[Charge]:
     return [disputed, *others[: MAX_CHARGES - 1]]
 
 
-def build_prompt(context: DraftingContext, *, assessment: PolicyAssessment | None = None) -> Prompt:
+def build_prompt(context: DraftingContext, policy: PolicyAssessment) -> Prompt:
     """The system and user messages for drafting `context`."""
-    policy = assessment or assess(context)
     case, currency = context.case, context.disputed_charge.currency
     charges = select_charges(context)
     # Charges are labelled C1..C5: their ids cost tokens and decide nothing.

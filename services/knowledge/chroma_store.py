@@ -1,7 +1,7 @@
 """ChromaDB knowledge base: policy sections and past resolutions (the `PolicyStore`).
 
 Two collections, both in cosine space and embedded with all-MiniLM-L6-v2
-(`services.embeddings`): `company_policies` (chunks of `policies/*.docx`) and
+(`services.knowledge.embeddings`): `company_policies` (chunks of `policies/*.docx`) and
 `dispute_resolutions` (one document per decided case, id = case id).
 
 Policy sections are ranked by a hybrid score. For each chunk,
@@ -60,10 +60,10 @@ from chromadb.errors import ChromaError, NotFoundError
 from chromadb.utils.embedding_functions import register_embedding_function
 
 from models.domain import PolicyHit, PrecedentHit, ResolutionRecord
-from services.embeddings import MAX_SEQ_LENGTH, FloatArray, MiniLMEmbedder
 from services.errors import IntegrationError
 from services.errors import NotFoundError as MissingError
-from services.policy_docs import PolicyFile, SkippedFile, scan_policy_dir
+from services.knowledge.embeddings import MAX_SEQ_LENGTH, FloatArray, MiniLMEmbedder
+from services.knowledge.policy_docs import PolicyFile, SkippedFile, scan_policy_dir
 from services.settings import Settings
 
 POLICY_COLLECTION = "company_policies"
@@ -824,17 +824,6 @@ def open_policy_store(
     )
 
 
-async def seed_precedents(
-    store: ChromaPolicyStore, records: Sequence[ResolutionRecord] | None = None
-) -> int:
-    """Upsert the historical resolutions (services/precedents_data.py) into the store."""
-    if records is None:
-        from services.precedents_data import HISTORICAL_RESOLUTIONS
-
-        records = HISTORICAL_RESOLUTIONS
-    return await store.add_resolutions(records=records)
-
-
 __all__ = [
     "POLICY_COLLECTION",
     "RESOLUTION_COLLECTION",
@@ -845,5 +834,4 @@ __all__ = [
     "chroma_client",
     "open_policy_store",
     "resolution_document",
-    "seed_precedents",
 ]
