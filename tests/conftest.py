@@ -1,7 +1,9 @@
 """Shared fixtures: a real PostgreSQL for every test session.
 
 `POSTGRES_URL` (e.g. the CI's local server) is used when set; otherwise an embedded
-PostgreSQL is started under a temporary directory. Each session gets its own database.
+PostgreSQL is started under a temporary directory. The migrations run once per session,
+into a template database; each test gets its own copy (`CREATE DATABASE ... TEMPLATE`),
+dropped when the test ends.
 """
 
 from __future__ import annotations
@@ -34,20 +36,41 @@ def postgres_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     yield database.url
 
 
-def create_database(server_url: str) -> str:
-    """Create an empty, migrated database on the server and return its URL."""
+def create_database(server_url: str, *, template: str | None = None) -> str:
+    """Create a migrated database on the server (a copy of `template` when given)."""
     name = f"pa_test_{uuid.uuid4().hex[:12]}"
     with psycopg.connect(server_url, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
+        if template is None:
+            conn.execute(f'CREATE DATABASE "{name}"')
+        else:
+            conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
     url = _with_dbname(server_url, name)
-    upgrade_schema(url)
+    if template is None:
+        upgrade_schema(url)
     return url
 
 
+def drop_database(server_url: str, url: str) -> None:
+    """Drop a test database, ending any connection a test left open."""
+    name = urlsplit(url).path.lstrip("/")
+    with psycopg.connect(server_url, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session")
+def template_database(postgres_server: str) -> Iterator[str]:
+    """The name of a database migrated once for the session, the template of every test's."""
+    url = create_database(postgres_server)
+    yield urlsplit(url).path.lstrip("/")
+    drop_database(postgres_server, url)
+
+
 @pytest.fixture
-def postgres_url(postgres_server: str) -> str:
+def postgres_url(postgres_server: str, template_database: str) -> Iterator[str]:
     """A fresh, migrated database for one test."""
-    return create_database(postgres_server)
+    url = create_database(postgres_server, template=template_database)
+    yield url
+    drop_database(postgres_server, url)
 
 
 @pytest.fixture
