@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import shutil
+import tomllib
 from pathlib import Path
 
 import pytest
 from docx import Document
+from docx.table import Table as DocxTable
 
-from models.policy_rules import APPROVAL_LEVELS, OUTAGE_MATRIX, POLICIES, SEGMENTS
+from models.policy_rules import APPROVAL_LEVELS, OUTAGE_MATRIX, POLICIES, SEGMENTS, PolicyDocument
 from services.knowledge.policy_docs import (
     DEFAULT_MAX_TOKENS,
     PolicyDocumentError,
@@ -17,7 +19,14 @@ from services.knowledge.policy_docs import (
     read_policy_file,
     scan_policy_dir,
 )
-from tools.write_policies import write_policies
+from tools.write_policies import (
+    COMMON_TEXT,
+    TEXT_DIR,
+    PolicyTextError,
+    policy_blocks,
+    text_file,
+    write_policies,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 BROKEN = ROOT / "tests" / "data" / "broken_policies"
@@ -53,6 +62,69 @@ def test_committed_documents_are_the_rendered_ones(files: dict[str, PolicyFile])
     assert {f.source_file: f.content_hash for f in committed} == {
         f.source_file: f.content_hash for f in files.values()
     }, "policies/*.docx are stale: run uv run python tools/write_policies.py"
+
+
+def _document_text(path: Path) -> list[tuple[str | None, ...]]:
+    """Properties, then every paragraph (style, text) and table row (cells), in order."""
+    document = Document(str(path))
+    core = document.core_properties
+    items: list[tuple[str | None, ...]] = [
+        ("properties", core.title, core.identifier, core.subject, core.author, core.keywords)
+    ]
+    for item in document.iter_inner_content():
+        if isinstance(item, DocxTable):
+            items.append(("table", item.style.name if item.style else None))
+            items.extend(("row", *(cell.text for cell in row.cells)) for row in item.rows)
+        else:
+            items.append((item.style.name if item.style else None, item.text))
+    return items
+
+
+@pytest.mark.parametrize("policy", POLICIES, ids=lambda policy: policy.file_name)
+def test_committed_documents_carry_the_rendered_text_word_for_word(
+    policy: PolicyDocument, policies_dir: Path
+) -> None:
+    # The knowledge base ingests these words; retrieval recall depends on them, headings
+    # styled as headings included.
+    committed = _document_text(ROOT / "policies" / policy.file_name)
+    rendered = _document_text(policies_dir / policy.file_name)
+    assert committed == rendered, (
+        f"policies/{policy.file_name} is stale: run uv run python tools/write_policies.py"
+    )
+    assert sum(1 for item in rendered if item[0] == "Heading 1") >= 8
+
+
+def test_every_policy_has_one_text_file_and_no_text_file_is_orphaned() -> None:
+    expected = {text_file(policy).name for policy in POLICIES} | {COMMON_TEXT}
+    assert {path.name for path in TEXT_DIR.glob("*.toml")} == expected
+
+
+def test_an_unknown_placeholder_stops_the_generator_naming_its_file(tmp_path: Path) -> None:
+    text_dir = tmp_path / "policy_text"
+    shutil.copytree(TEXT_DIR, text_dir)
+    refund = next(p for p in POLICIES if p.policy_id == "POL-REF-001")
+    with text_file(refund, text_dir).open("a") as file:
+        file.write('\n[[block]]\nparagraph = "Refunds above {refund_ceiling} need a manager."\n')
+    blocks = len(tomllib.loads(text_file(refund, TEXT_DIR).read_text())["block"])
+
+    with pytest.raises(PolicyTextError) as raised:
+        policy_blocks(refund, text_dir=text_dir)
+
+    message = str(raised.value)
+    assert f"refund_policy.toml block {blocks + 1}" in message
+    assert "{refund_ceiling}" in message
+    assert "{dispute_window_days}" in message  # the names it could have used
+
+
+def test_a_block_of_unknown_shape_is_refused_naming_its_file(tmp_path: Path) -> None:
+    text_dir = tmp_path / "policy_text"
+    shutil.copytree(TEXT_DIR, text_dir)
+    refund = next(p for p in POLICIES if p.policy_id == "POL-REF-001")
+    with text_file(refund, text_dir).open("a") as file:
+        file.write('\n[[block]]\nparagraph = "One."\nbullets = ["Two."]\n')
+
+    with pytest.raises(PolicyTextError, match=r"refund_policy\.toml block \d+: a block holds"):
+        policy_blocks(refund, text_dir=text_dir)
 
 
 def test_every_outage_matrix_cell_survives_with_its_header(files: dict[str, PolicyFile]) -> None:
