@@ -21,7 +21,8 @@ from models.domain import PrecedentHit, ResolutionRecord
 from services.knowledge.chroma_store import (
     POLICY_COLLECTION,
     ChromaPolicyStore,
-    _LRUCache,
+    _LexicalIndex,
+    _ResultCache,
     amount_closeness,
     open_policy_store,
 )
@@ -291,24 +292,46 @@ async def test_empty_store_returns_nothing(embedder: MiniLMEmbedder, tmp_path: P
     assert cases == []
 
 
-def test_lru_cache_is_bounded_expires_and_ignores_stale_writes() -> None:
+def test_result_cache_is_bounded_expires_and_ignores_stale_writes() -> None:
     now = [0.0]
-    cache = _LRUCache(maxsize=2, ttl_seconds=10, clock=lambda: now[0])
-    cache.put("a", 1, cache.generation)
-    cache.put("b", 2, cache.generation)
-    assert cache.get("a") == 1  # a is now the most recent
-    cache.put("c", 3, cache.generation)
-    assert (cache.get("a"), cache.get("b"), cache.get("c")) == (1, None, 3)
+    cache: _ResultCache[int] = _ResultCache(maxsize=2, ttl_seconds=10, clock=lambda: now[0])
+    _, generation = cache.get("a")
+    cache.put("a", 1, generation)
+    cache.put("b", 2, generation)
+    assert cache.get("a")[0] == 1  # a is now the most recent
+    cache.put("c", 3, generation)
+    assert [cache.get(key)[0] for key in "abc"] == [1, None, 3]
     assert len(cache) == 2
 
-    started = cache.generation
+    _, started = cache.get("d")
     cache.clear()  # e.g. a resolution was added while a query was running
     cache.put("d", 4, started)
-    assert cache.get("d") is None
+    assert cache.get("d")[0] is None
 
-    cache.put("e", 5, cache.generation)
+    _, generation = cache.get("e")
+    cache.put("e", 5, generation)
     now[0] = 11.0
-    assert cache.get("e") is None
+    assert cache.get("e")[0] is None
+
+    disabled: _ResultCache[int] = _ResultCache(maxsize=0, ttl_seconds=10, clock=lambda: now[0])
+    disabled.put("a", 1, disabled.get("a")[1])
+    assert disabled.get("a")[0] is None
+
+
+def test_keyword_scores_match_word_forms_and_scale_to_one() -> None:
+    index = _LexicalIndex(
+        ["duplicate", "cancellation", "outage"],
+        [
+            "Duplicate charges are refunded in full.",
+            "A cancelled subscription is not charged again.",
+            "Outage credits depend on the customer segment.",
+        ],
+    )
+    scores = index.scores("Charged twice after cancelling, charged again")
+    assert scores.keys() == {"duplicate", "cancellation"}  # charges/charged, cancelled/-ing
+    assert scores["cancellation"] == 1.0 > scores["duplicate"] > 0.0
+    assert index.scores("what is this about") == {}  # stopwords only
+    assert _LexicalIndex([], []).scores("refund") == {}
 
 
 def test_amount_closeness() -> None:

@@ -1,4 +1,4 @@
-"""The numpy all-MiniLM-L6-v2 gives sentence-transformers' vectors, offline, without torch.
+"""The local all-MiniLM-L6-v2 gives sentence-transformers' vectors, offline, without torch.
 
 tests/data/minilm_reference.json was produced once by sentence-transformers 6.2 with
 PyTorch 2.13 (CPU) loading the same bundled model directory, in a throw-away virtual
@@ -22,10 +22,9 @@ ROOT = Path(__file__).resolve().parents[2]
 REFERENCE = json.loads((ROOT / "tests" / "data" / "minilm_reference.json").read_text())
 
 
-@pytest.fixture(scope="session", params=["onnx", "numpy"])
-def embedder(request: pytest.FixtureRequest) -> MiniLMEmbedder:
-    """Both runtimes must give sentence-transformers' vectors."""
-    return MiniLMEmbedder(runtime=request.param, batch_size=4)
+@pytest.fixture(scope="session")
+def embedder() -> MiniLMEmbedder:
+    return MiniLMEmbedder(batch_size=4)
 
 
 def _cosine(a: np.ndarray, b: np.ndarray) -> float:
@@ -65,12 +64,6 @@ def test_long_input_is_truncated_like_sentence_transformers(embedder: MiniLMEmbe
     assert _cosine(embedder.embed_one(long_text), embedder.embed_one(extended)) > 0.99999
 
 
-def test_runtimes_agree(embedder: MiniLMEmbedder) -> None:
-    other = MiniLMEmbedder(runtime="numpy" if embedder.runtime == "onnx" else "onnx")
-    texts = ["Refund not received after 10 business days", "Charged twice", "x"]
-    assert np.allclose(embedder.embed(texts), other.embed(texts), atol=1e-5)
-
-
 def test_empty_batch(embedder: MiniLMEmbedder) -> None:
     assert embedder.embed([]).shape == (0, EMBEDDING_DIM)
 
@@ -91,7 +84,7 @@ def test_import_is_light_and_torch_is_not_installed() -> None:
         "import sys\n"
         "import services.knowledge.embeddings as e\n"
         "e.MiniLMEmbedder()\n"
-        "names = ('torch', 'chromadb', 'onnxruntime', 'tokenizers', 'safetensors')\n"
+        "names = ('torch', 'chromadb', 'onnx', 'onnxruntime', 'tokenizers', 'safetensors')\n"
         "heavy = [m for m in names if m in sys.modules]\n"
         "print(','.join(heavy))\n"
     )
