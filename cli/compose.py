@@ -9,13 +9,14 @@ import asyncio
 import contextlib
 import logging
 import signal
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 import httpx
 import uvicorn
+from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
 
 from agents import NODES
 from api.app import create_app
@@ -23,6 +24,7 @@ from api.deps import build_api_services
 from services.drafting.guarded import GuardedDrafter, build_drafter
 from services.integrations.backends import Integrations, build_integrations
 from services.persistence.database import Database, create_engine, open_database, upgrade_schema
+from services.persistence.jobs import RunJobs, job_app
 from services.persistence.store import WorkflowStore
 from services.queue import DisputeQueue, open_queue
 from services.review.notifications import EmailNotifier, build_notifier
@@ -33,9 +35,11 @@ from services.sandbox.ledger import SandboxLedger
 from services.settings import Settings
 from workflows.checkpointing import open_checkpointer
 from workflows.context import ReviewRules, WorkflowContext
+from workflows.dispatch import Maintenance, RetryPolicy, RunDriver
 from workflows.dispute_workflow import build_graph
 from workflows.escalation import EscalationPolicy, review_escalation_loop
-from workflows.runner import RunOutcome, WorkflowRunner
+from workflows.intake import DisputeIntake, IntakeSettings
+from workflows.runner import WorkflowRunner
 from workflows.worker import DisputeWorker, WorkerSettings
 
 if TYPE_CHECKING:
@@ -44,15 +48,19 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("payments_agent")
 
+# Procrastinate's own pool: job fetches, heart-beats and LISTEN, each brief.
+JOB_POOL_SIZE = 4
+
 
 @dataclass
 class Core:
-    """What every mode needs: settings, PostgreSQL and the run store."""
+    """What every mode needs: settings, PostgreSQL, the run store and the run jobs."""
 
     settings: Settings
     database: Database
     store: WorkflowStore
     dataset: SandboxDataset
+    jobs: RunJobs
 
     def backends(self) -> dict[str, str]:
         """Which backend each integration uses, as /health reports it."""
@@ -85,20 +93,34 @@ class Workflow:
     knowledge: ChromaPolicyStore
     drafter: GuardedDrafter
     notifier: EmailNotifier
+    checkpointer: AsyncPostgresSaver
 
 
 @contextlib.asynccontextmanager
 async def open_core(settings: Settings) -> AsyncIterator[Core]:
-    """Open PostgreSQL (embedded or POSTGRES_URL), migrate it, and the run store."""
+    """Open PostgreSQL (embedded or POSTGRES_URL), migrate it, the run store and jobs.
+
+    Pools follow WORKER_MAX_IN_FLIGHT (.env.example): SQLAlchemy in-flight + 4, the
+    checkpointer in-flight + 2 (open_workflow), Procrastinate 4; none waits forever.
+    """
     settings.check_backends()
     database = open_database(
         settings.postgres_url.get_secret_value() if settings.postgres_url else None,
         settings.data_dir,
     )
     await asyncio.to_thread(upgrade_schema, database.url)
-    engine = create_engine(database)
+    engine = create_engine(
+        database,
+        pool_size=settings.worker_max_in_flight + 2,
+        max_overflow=2,
+        pool_timeout=settings.db_pool_timeout_seconds,
+    )
+    app = job_app(database.url, pool_size=JOB_POOL_SIZE)
     try:
-        yield Core(settings, database, WorkflowStore(engine), load_dataset(datetime.now(UTC)))
+        async with app.open_async():
+            jobs = RunJobs(app)
+            store = WorkflowStore(engine, jobs=jobs)
+            yield Core(settings, database, store, load_dataset(datetime.now(UTC)), jobs)
     finally:
         await engine.dispose()
 
@@ -133,7 +155,9 @@ async def open_workflow(core: Core) -> AsyncIterator[Workflow]:
 
         try:
             async with open_checkpointer(
-                core.database.url, max_size=settings.worker_max_in_flight + 2
+                core.database.url,
+                max_size=settings.worker_max_in_flight + 2,
+                timeout=settings.db_pool_timeout_seconds,
             ) as saver:
                 context = WorkflowContext(
                     crm=integrations.crm,
@@ -151,7 +175,7 @@ async def open_workflow(core: Core) -> AsyncIterator[Workflow]:
                 runner = WorkflowRunner(
                     graph=build_graph(NODES, saver), context=context, store=store
                 )
-                yield Workflow(core, runner, integrations, knowledge, drafter, notifier)
+                yield Workflow(core, runner, integrations, knowledge, drafter, notifier, saver)
         finally:
             await integrations.aclose()
 
@@ -182,23 +206,51 @@ def connect_queue(settings: Settings) -> DisputeQueue:
     )
 
 
-def make_worker(
-    workflow: Workflow, queue: DisputeQueue, on_outcome: Callable[[RunOutcome], None] | None
-) -> DisputeWorker:
-    """The SQS worker over the compiled graph."""
+def run_driver(workflow: Workflow) -> RunDriver:
+    """The run driver over the compiled graph, with the retry policy in force."""
     s = workflow.core.settings
-    return DisputeWorker(
-        queue=queue,
+    return RunDriver(
         runner=workflow.runner,
         store=workflow.core.store,
-        postgres_url=workflow.core.database.url,
-        settings=WorkerSettings(
-            max_in_flight=s.worker_max_in_flight,
-            visibility_timeout=s.worker_visibility_timeout_seconds,
-            wait_time=s.worker_wait_time_seconds,
-            sweep_interval=s.worker_sweep_interval_seconds,
+        jobs=workflow.core.jobs,
+        retry=RetryPolicy(
+            max_attempts=s.run_max_attempts,
+            base_seconds=s.run_retry_base_seconds,
+            max_seconds=s.run_retry_max_seconds,
         ),
-        on_outcome=on_outcome,
+    )
+
+
+def make_worker(workflow: Workflow, queue: DisputeQueue | None) -> DisputeWorker:
+    """The worker: SQS intake (when `queue` is given), run jobs and maintenance."""
+    s = workflow.core.settings
+    driver = run_driver(workflow)
+    intake = None
+    if queue is not None:
+        intake = DisputeIntake(
+            queue=queue,
+            store=workflow.core.store,
+            jobs=workflow.core.jobs,
+            settings=IntakeSettings(
+                visibility_timeout=s.worker_visibility_timeout_seconds,
+                wait_time=s.worker_wait_time_seconds,
+            ),
+        )
+    retention = timedelta(days=s.checkpoint_retention_days) if s.checkpoint_retention_days else None
+    return DisputeWorker(
+        intake=intake,
+        driver=driver,
+        settings=WorkerSettings(
+            concurrency=s.worker_max_in_flight,
+            heartbeat_seconds=s.worker_heartbeat_seconds,
+            stalled_worker_seconds=s.worker_stalled_after_seconds,
+            maintenance=Maintenance(
+                reconcile_interval=s.run_reconcile_interval_seconds,
+                stalled_after_seconds=s.worker_stalled_after_seconds,
+                retention=retention,
+            ),
+        ),
+        prune=workflow.checkpointer.adelete_thread,
     )
 
 

@@ -28,7 +28,7 @@ DEMO_OVERRIDES: dict[str, Any] = {
     # The offline rules drafter's confidence tops out at 0.85.
     "auto_approve_min_confidence": 0.85,
     "worker_wait_time_seconds": 1,
-    "worker_sweep_interval_seconds": 2.0,
+    "run_reconcile_interval_seconds": 2.0,
 }
 
 
@@ -78,7 +78,7 @@ async def run_demo(settings: Settings) -> int:
                     MessageBody=demo_event(case.case_id),
                 )
             print(f"Published {len(cases)} sample disputes to {queue.url}")
-            worker = make_worker(workflow, queue, None)
+            worker = make_worker(workflow, queue)
             server = api_server(core)
             tasks = [
                 asyncio.create_task(worker.run(stop)),

@@ -28,7 +28,7 @@ async def run_worker(settings: Settings) -> int:
         try:
             log.info("worker consuming %s (%s)", queue.url, queue.describe())
             await asyncio.gather(
-                make_worker(workflow, queue, None).run(stop), escalations(workflow, stop)
+                make_worker(workflow, queue).run(stop), escalations(workflow, stop)
             )
         finally:
             queue.close()

@@ -43,11 +43,28 @@ workflow_states = Table(
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Column("completed_at", DateTime(timezone=True)),
+    # The run lifecycle (migration 0003): the event that started the run, the attempts
+    # made after retryable failures, when the next one is due, and the last error.
+    Column("event_id", String(200)),
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("next_attempt_at", DateTime(timezone=True)),
+    Column("last_error", JSONB),
     Index("idx_workflow_states_run_id", "run_id"),
     Index("idx_workflow_states_case_id", "case_id"),
     Index("idx_workflow_states_status", "status"),
     Index("idx_workflow_states_current_step", "current_step"),
     Index("idx_workflow_states_created_at", "created_at"),
+    Index(
+        "idx_workflow_states_next_attempt_at",
+        "next_attempt_at",
+        postgresql_where=text("status IN ('running', 'pending')"),
+    ),
+    Index(
+        "uq_workflow_states_active_case",
+        "case_id",
+        unique=True,
+        postgresql_where=text("status IN ('running', 'pending', 'needs_attention')"),
+    ),
 )
 
 # One row per reviewer decision. `round` counts the approvals a run needs (dual control has
@@ -101,6 +118,14 @@ processed_messages = Table(
     Column("error", Text),
     Column("body", Text),
     Column("received_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    # How often an unparseable message was received before the redrive policy took it.
+    Column("receives", Integer, nullable=False, server_default="1"),
+    Index(
+        "uq_processed_messages_rejected_message",
+        "message_id",
+        unique=True,
+        postgresql_where=text("event_id IS NULL"),
+    ),
 )
 
 # Durable side of the sandbox backends: refunds, credits and case updates keyed by their

@@ -39,7 +39,15 @@ class Settings(BaseSettings):
     worker_max_in_flight: int = Field(default=4, ge=1, le=64)
     worker_visibility_timeout_seconds: int = Field(default=60, ge=10)
     worker_wait_time_seconds: int = Field(default=10, ge=0, le=20)
-    worker_sweep_interval_seconds: float = Field(default=15.0, gt=0)
+    # Runs (docs/architecture.md, "The run lifecycle")
+    run_max_attempts: int = Field(default=8, ge=1)
+    run_retry_base_seconds: float = Field(default=5.0, gt=0)
+    run_retry_max_seconds: float = Field(default=300.0, gt=0)
+    run_reconcile_interval_seconds: float = Field(default=15.0, gt=0)
+    worker_heartbeat_seconds: float = Field(default=5.0, gt=0)
+    worker_stalled_after_seconds: float = Field(default=30.0, gt=0)
+    checkpoint_retention_days: float = Field(default=30.0, ge=0)
+    db_pool_timeout_seconds: float = Field(default=10.0, gt=0)
 
     # API
     api_host: str = "127.0.0.1"
@@ -89,6 +97,7 @@ class Settings(BaseSettings):
     approver_email: Annotated[list[str], NoDecode] = Field(default_factory=list)
     escalation_email: str | None = None
     review_link_secret: SecretStr | None = None
+    review_link_previous_secrets: SecretStr | None = None
     review_link_ttl_hours: float = Field(default=72.0, gt=0)
     auto_approve_max_amount: Decimal = Decimal("0")
     auto_approve_min_confidence: float = Field(default=0.9, ge=0, le=1)

@@ -12,6 +12,9 @@ from collections.abc import Awaitable
 from dataclasses import dataclass, fields
 from typing import Any, Literal, Protocol
 
+import psycopg
+import psycopg_pool
+import sqlalchemy.exc
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.errors import GraphBubbleUp
 from langgraph.graph import END, START, StateGraph
@@ -19,10 +22,19 @@ from langgraph.graph.state import CompiledStateGraph
 from langgraph.runtime import Runtime
 
 from models.state import DisputeState
-from services.errors import PaymentsAgentError
+from services.errors import IntegrationError, PaymentsAgentError
 from workflows.context import WorkflowContext
 
 log = logging.getLogger(__name__)
+
+TRANSIENT_DATABASE_ERRORS: tuple[type[BaseException], ...] = (
+    sqlalchemy.exc.OperationalError,
+    sqlalchemy.exc.InterfaceError,
+    sqlalchemy.exc.TimeoutError,
+    psycopg.OperationalError,
+    psycopg.InterfaceError,
+    psycopg_pool.PoolTimeout,
+)
 
 
 class Node(Protocol):
@@ -59,6 +71,12 @@ def guarded(name: str, node: Node) -> Node:
             if exc.retryable:
                 raise RetryableStepError(name, exc) from exc
             return _error_update(name, exc)
+        except TRANSIENT_DATABASE_ERRORS as exc:
+            # The database or the connection to it failed, not the step's logic: try again.
+            cause = IntegrationError(
+                f"database unavailable ({type(exc).__name__})", system="postgresql", retryable=True
+            )
+            raise RetryableStepError(name, cause) from exc
         except Exception as exc:  # the graph's boundary: any defect ends the run as failed
             log.exception("step %s failed", name, extra={"run_id": state.get("run_id")})
             return _error_update(name, exc)

@@ -1,7 +1,12 @@
-"""The runner: the only code that invokes the graph (start, resume, continue, status).
+"""The runner: the only code that invokes the graph (start, resume, continue, settle).
 
 `thread_id = run_id`. After every step the run's row in workflow_states is brought up to
-date from the checkpoint, so the API and the dashboard read PostgreSQL, not the graph.
+date from the state the stream carries, together with the step's audit line, in one
+transaction, so the API and the dashboard read PostgreSQL, not the graph.
+
+Durability is "sync": a step's checkpoint is written before the next step starts. Money,
+the CRM update and the outcome are steps of their own, so a crash after a side effect
+resumes at the step after it, never before (docs/architecture.md, "The run lifecycle").
 """
 
 from __future__ import annotations
@@ -11,7 +16,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 from langchain_core.runnables import RunnableConfig
 from langgraph.types import Command, StateSnapshot
@@ -26,6 +31,7 @@ from workflows.dispute_workflow import DisputeGraph, RetryableStepError
 log = logging.getLogger(__name__)
 
 StepCallback = Callable[[str, dict[str, Any]], None]
+FINAL_STATUSES = ("completed", "rejected", "failed", "cancelled")
 
 
 @dataclass(frozen=True)
@@ -41,9 +47,7 @@ class RunOutcome:
     @property
     def durable(self) -> bool:
         """True once the run rests at a checkpoint that needs no further driving now."""
-        return self.status in ("pending", "completed", "rejected") or (
-            self.status == "failed" and not self.retryable
-        )
+        return not self.retryable and self.status in FINAL_STATUSES + ("pending",)
 
 
 class WorkflowRunner:
@@ -73,6 +77,24 @@ class WorkflowRunner:
         await self.store.create_run(
             run_id=run_id, case_id=case_id, customer_id=customer_id, actor=actor
         )
+        return await self.begin(
+            run_id=run_id,
+            case_id=case_id,
+            customer_id=customer_id,
+            event_id=event_id,
+            on_step=on_step,
+        )
+
+    async def begin(
+        self,
+        *,
+        run_id: str,
+        case_id: str,
+        customer_id: str | None,
+        event_id: str | None = None,
+        on_step: StepCallback | None = None,
+    ) -> RunOutcome:
+        """Drive a run whose row exists but whose graph has not started."""
         initial = {
             "run_id": run_id,
             "case_id": case_id,
@@ -93,12 +115,16 @@ class WorkflowRunner:
         """Drive a run on from its last checkpoint (after a crash or a retryable failure)."""
         return await self._drive(run_id, None, on_step)
 
+    async def snapshot(self, run_id: str) -> StateSnapshot:
+        """The run's last checkpoint."""
+        return await self.graph.aget_state(self._config(run_id))
+
     async def awaiting_round(self, run_id: str) -> int | None:
         """The review round the run is paused at, or None when it is not paused."""
-        return _awaiting_round(await self.graph.aget_state(self._config(run_id)))
+        return awaiting_round(await self.snapshot(run_id))
 
     async def has_pending_steps(self, run_id: str) -> bool:
-        snapshot = await self.graph.aget_state(self._config(run_id))
+        snapshot = await self.snapshot(run_id)
         return bool(snapshot.next) and not snapshot.interrupts
 
     async def _drive(
@@ -107,16 +133,29 @@ class WorkflowRunner:
         config = self._config(run_id)
         with bind_run_id(run_id):
             await self.store.update_run(run_id, status="running")
+            step: str | None = None
+            update: dict[str, Any] = {}
             try:
-                async for chunk in self.graph.astream(
-                    graph_input, config, context=self.context, stream_mode="updates"
+                async for mode, chunk in self.graph.astream(
+                    graph_input,
+                    config,
+                    context=self.context,
+                    stream_mode=["updates", "values"],
+                    durability="sync",
                 ):
-                    for step, update in chunk.items():
+                    data = cast(dict[str, Any], chunk)
+                    if mode == "updates":
+                        # One step finished; its full state follows as the next "values".
+                        step, update = next(iter(data.items()))
                         if step == "__interrupt__":
-                            continue
-                        await self._record_step(run_id, step, update or {})
-                        if on_step is not None:
-                            on_step(step, update or {})
+                            step = None
+                        continue
+                    if step is None:
+                        continue  # the input state, or the state at an interrupt
+                    await self._record_step(run_id, step, update or {}, data)
+                    if on_step is not None:
+                        on_step(step, update or {})
+                    step = None
             except RetryableStepError as exc:
                 error = {
                     "step": exc.step,
@@ -125,41 +164,26 @@ class WorkflowRunner:
                     "retryable": True,
                 }
                 log.warning("run paused on a retryable failure in %s: %s", exc.step, exc)
-                await self.store.audit(
-                    run_id=run_id,
-                    case_id=None,
-                    step=exc.step,
-                    actor="system",
-                    event="step_failed_retryable",
-                    detail=error,
-                )
-                await self.store.update_run(
-                    run_id,
-                    status="failed",
-                    current_step=exc.step,
-                    final_resolution={"outcome": "failed", "error": error},
-                )
-                return RunOutcome(run_id, "failed", exc.step, retryable=True, error=error)
-            return await self._settle(run_id)
+                # The checkpoint stays before the failed step; the dispatcher (workflows/
+                # dispatch.py) decides when the next attempt is due.
+                await self.store.record_retryable_failure(run_id, step=exc.step, error=error)
+                return RunOutcome(run_id, "running", exc.step, retryable=True, error=error)
+            return await self.settle(run_id)
 
-    async def _record_step(self, run_id: str, step: str, update: dict[str, Any]) -> None:
+    async def _record_step(
+        self, run_id: str, step: str, update: dict[str, Any], values: dict[str, Any]
+    ) -> None:
         detail = {k: v for k, v in update.items() if k in ("status", "validation", "error")}
-        await self.store.audit(
-            run_id=run_id,
-            case_id=None,
-            step=step,
-            actor="system",
-            event="step_completed",
-            detail=detail,
+        await self.store.record_step(
+            run_id, step=step, detail=detail, **self._columns(values, step)
         )
-        snapshot = await self.graph.aget_state(self._config(run_id))
-        await self.store.update_run(run_id, **self._columns(snapshot.values, step))
         log.info("step %s done", step)
 
-    async def _settle(self, run_id: str) -> RunOutcome:
-        snapshot = await self.graph.aget_state(self._config(run_id))
+    async def settle(self, run_id: str) -> RunOutcome:
+        """Bring the run's row in line with its last checkpoint, and say where it rests."""
+        snapshot = await self.snapshot(run_id)
         values = dict(snapshot.values)
-        awaiting = _awaiting_round(snapshot)
+        awaiting = awaiting_round(snapshot)
         status: str
         step: str | None
         if awaiting is not None:
@@ -175,9 +199,9 @@ class WorkflowRunner:
             **(columns.get("human_review_data") or {}),
             "awaiting_round": awaiting,
         }
-        if status in ("completed", "rejected", "failed"):
+        if status in FINAL_STATUSES:
             columns["completed_at"] = datetime.now(UTC)
-        await self.store.update_run(run_id, **columns)
+        await self.store.update_run(run_id, **columns, next_attempt_at=None)
         log.info("run %s", status)
         return RunOutcome(
             run_id,
@@ -220,7 +244,8 @@ class WorkflowRunner:
         }
 
 
-def _awaiting_round(snapshot: StateSnapshot) -> int | None:
+def awaiting_round(snapshot: StateSnapshot) -> int | None:
+    """The review round a checkpoint is paused at, or None."""
     for interrupt in snapshot.interrupts:
         value = interrupt.value
         if isinstance(value, dict) and "round" in value:

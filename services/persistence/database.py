@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -67,11 +68,46 @@ def alembic_config(url: str) -> Any:
     return config
 
 
-def upgrade_schema(url: str) -> None:
-    """Apply every pending migration (idempotent)."""
-    from alembic import command
+# Any constant: the advisory lock that serialises schema changes across processes.
+MIGRATION_LOCK = 7_246_030_111
+MIGRATION_WAIT_SECONDS = 300
 
-    command.upgrade(alembic_config(url), "head")
+
+def _try_lock(conn: Any) -> bool:
+    row = conn.execute("SELECT pg_try_advisory_lock(%s)", (MIGRATION_LOCK,)).fetchone()
+    return bool(row and row[0])
+
+
+def upgrade_schema(url: str) -> None:
+    """Apply every pending migration and LangGraph's checkpoint tables (idempotent).
+
+    Several processes may start at once on an empty database: each takes a session advisory
+    lock held for the migration only, so they migrate one after the other and the later
+    ones find nothing left to do.
+    """
+    import psycopg
+    from alembic import command
+    from langgraph.checkpoint.postgres import PostgresSaver
+    from psycopg.rows import dict_row
+
+    with psycopg.connect(url, autocommit=True) as lock:
+        # Polled, not waited on: a session blocked in pg_advisory_lock() holds a transaction
+        # open, and LangGraph's CREATE INDEX CONCURRENTLY in the migrating process would
+        # wait for it: a deadlock.
+        deadline = time.monotonic() + MIGRATION_WAIT_SECONDS
+        while not _try_lock(lock):
+            if time.monotonic() > deadline:
+                raise TimeoutError(
+                    f"another process has been migrating the database for over "
+                    f"{MIGRATION_WAIT_SECONDS} s"
+                )
+            time.sleep(0.2)
+        try:
+            command.upgrade(alembic_config(url), "head")
+            with psycopg.connect(url, autocommit=True, row_factory=dict_row) as conn:
+                PostgresSaver(conn).setup()
+        finally:
+            lock.execute("SELECT pg_advisory_unlock(%s)", (MIGRATION_LOCK,))
 
 
 def reset_schema(url: str) -> None:

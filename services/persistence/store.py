@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, select, text, update
@@ -21,9 +23,10 @@ from models.tables import (
     workflow_states,
 )
 from services.errors import ConflictError
+from services.persistence.jobs import RunJobs
 
-ACTIVE_STATUSES = ("running", "pending")
-DECISION_CHANNEL = "review_decisions"
+# A run in one of these has, or is owed, a driver (docs/architecture.md, "The run lifecycle").
+ACTIVE_STATUSES = ("running", "pending", "needs_attention")
 
 # Columns of workflow_states that mirror the graph state of the same name.
 RUN_COLUMNS = (
@@ -40,11 +43,26 @@ RUN_COLUMNS = (
     "cost_breakdown",
     "completed_at",
     "customer_id",
+    "attempts",
+    "next_attempt_at",
+    "last_error",
 )
 
 
 class RunBusyError(Exception):
-    """Another live process holds the run's lock."""
+    """Another live process holds the lock."""
+
+
+@dataclass(frozen=True)
+class Intake:
+    """What the intake made of one event: the run it started or found, and how."""
+
+    outcome: str  # accepted | duplicate
+    run_id: str | None
+
+
+# Wakes a run inside the intake's transaction: given the psycopg connection and the run id.
+Wake = Callable[[Any, str], Awaitable[object]]
 
 
 @dataclass(frozen=True)
@@ -60,8 +78,12 @@ def _row(mapping: Any) -> dict[str, Any]:
 
 
 class WorkflowStore:
-    def __init__(self, engine: AsyncEngine) -> None:
+    """Runs, decisions, audit and messages in PostgreSQL. With `jobs`, a recorded decision
+    wakes its run at once (the reconciler wakes it otherwise)."""
+
+    def __init__(self, engine: AsyncEngine, *, jobs: RunJobs | None = None) -> None:
         self.engine = engine
+        self.jobs = jobs
 
     # Runs
 
@@ -80,10 +102,180 @@ class WorkflowStore:
                 )
             )
 
-    async def update_run(self, run_id: str, **values: Any) -> None:
+    async def accept_event(
+        self,
+        *,
+        message_id: str,
+        event_id: str,
+        case_id: str,
+        customer_id: str | None,
+        wake: Wake,
+    ) -> Intake:
+        """Record a queue event and create its run, in one transaction: both or neither.
+
+        A redelivered event finds its message; an event for a case with an active run is
+        recorded as a duplicate of that run. A new run gets its driver (`wake`) inside the
+        same transaction, so no committed run is ever without one.
+        """
+        async with self.engine.begin() as conn:
+            # Serialise the intake of one case (released at commit): two events for the same
+            # case never both start a run.
+            await conn.execute(
+                text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"),
+                {"key": f"case:{case_id}"},
+            )
+            seen = (
+                await conn.execute(
+                    select(processed_messages.c.run_id).where(
+                        processed_messages.c.event_id == event_id
+                    )
+                )
+            ).first()
+            if seen is not None:
+                return Intake("duplicate", seen.run_id)
+            active = (
+                await conn.execute(
+                    select(workflow_states.c.run_id).where(
+                        workflow_states.c.case_id == case_id,
+                        workflow_states.c.status.in_(ACTIVE_STATUSES),
+                    )
+                )
+            ).scalar()
+            outcome, run_id = ("duplicate", active) if active else ("accepted", str(uuid.uuid4()))
+            if active is None:
+                await conn.execute(
+                    workflow_states.insert().values(
+                        run_id=run_id,
+                        case_id=case_id,
+                        customer_id=customer_id,
+                        event_id=event_id,
+                        status="running",
+                    )
+                )
+                await conn.execute(
+                    audit_events.insert().values(
+                        run_id=run_id,
+                        case_id=case_id,
+                        step="start",
+                        actor="intake",
+                        event="run_started",
+                        detail={"event_id": event_id, "message_id": message_id},
+                    )
+                )
+            await conn.execute(
+                processed_messages.insert().values(
+                    event_id=event_id,
+                    message_id=message_id,
+                    case_id=case_id,
+                    run_id=run_id,
+                    outcome=outcome,
+                )
+            )
+            if active is None:
+                raw = await conn.get_raw_connection()
+                await wake(raw.driver_connection, run_id)
+        return Intake(outcome, run_id)
+
+    async def record_step(
+        self, run_id: str, *, step: str, detail: dict[str, Any], **columns: Any
+    ) -> None:
+        """Mirror a finished step into the run's row, with its audit line, in one transaction."""
+        self._check_columns(columns)
+        async with self.engine.begin() as conn:
+            await conn.execute(
+                update(workflow_states)
+                .where(workflow_states.c.run_id == run_id)
+                .values(**columns, updated_at=func.now())
+            )
+            await conn.execute(
+                audit_events.insert().values(
+                    run_id=run_id,
+                    step=step,
+                    actor="system",
+                    event="step_completed",
+                    detail=json.loads(json.dumps(detail, default=str)),
+                )
+            )
+
+    async def record_retryable_failure(
+        self, run_id: str, *, step: str, error: dict[str, Any]
+    ) -> None:
+        """Note a retryable failure at `step` (the checkpoint stays before it), audited."""
+        async with self.engine.begin() as conn:
+            await conn.execute(
+                update(workflow_states)
+                .where(workflow_states.c.run_id == run_id)
+                .values(current_step=step, last_error=error, updated_at=func.now())
+            )
+            await conn.execute(
+                audit_events.insert().values(
+                    run_id=run_id,
+                    step=step,
+                    actor="system",
+                    event="step_failed_retryable",
+                    detail=error,
+                )
+            )
+
+    async def schedule_attempt(
+        self, run_id: str, *, attempts: int, at: datetime | None, status: str = "running"
+    ) -> None:
+        """Record the attempts made and when the next is due (None: no further attempt)."""
+        async with self.engine.begin() as conn:
+            await conn.execute(
+                update(workflow_states)
+                .where(workflow_states.c.run_id == run_id)
+                .values(attempts=attempts, next_attempt_at=at, status=status, updated_at=func.now())
+            )
+
+    async def runs_owed_a_driver(self, *, limit: int = 500) -> list[tuple[str, datetime | None]]:
+        """Runs that need driving and have no job: running ones, pending ones with an
+        unapplied decision, each with its next-attempt time."""
+        query = text(
+            """
+            SELECT w.run_id::text AS run_id, w.next_attempt_at
+            FROM workflow_states w
+            WHERE (w.status = 'running'
+                   OR (w.status = 'pending' AND EXISTS (
+                        SELECT 1 FROM review_decisions d
+                        WHERE d.run_id = w.run_id AND d.applied_at IS NULL)))
+              AND NOT EXISTS (
+                  SELECT 1 FROM procrastinate_jobs j
+                  WHERE j.lock = 'run:' || w.run_id::text AND j.status IN ('todo', 'doing'))
+            ORDER BY w.updated_at
+            LIMIT :limit
+            """
+        )
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(query, {"limit": limit})).all()
+        return [(row.run_id, row.next_attempt_at) for row in rows]
+
+    async def final_runs_with_checkpoints(self, cutoff: datetime, *, limit: int = 200) -> list[str]:
+        """Final runs completed before `cutoff` whose LangGraph checkpoints are still kept."""
+        query = text(
+            """
+            SELECT w.run_id::text FROM workflow_states w
+            WHERE w.status IN ('completed', 'rejected', 'failed', 'cancelled')
+              AND w.completed_at < :cutoff
+              AND EXISTS (SELECT 1 FROM checkpoints c WHERE c.thread_id = w.run_id::text)
+            ORDER BY w.completed_at
+            LIMIT :limit
+            """
+        )
+        async with self.engine.connect() as conn:
+            return [
+                str(r)
+                for r in (await conn.execute(query, {"cutoff": cutoff, "limit": limit})).scalars()
+            ]
+
+    @staticmethod
+    def _check_columns(values: dict[str, Any]) -> None:
         unknown = set(values) - set(RUN_COLUMNS)
         if unknown:
             raise ValueError(f"not run columns: {sorted(unknown)}")
+
+    async def update_run(self, run_id: str, **values: Any) -> None:
+        self._check_columns(values)
         async with self.engine.begin() as conn:
             await conn.execute(
                 update(workflow_states)
@@ -224,6 +416,12 @@ class WorkflowStore:
         )
         if event_id is not None:
             statement = statement.on_conflict_do_nothing(index_elements=["event_id"])
+        else:  # an unparseable body: one row per message, counting its receives
+            statement = statement.on_conflict_do_update(
+                index_elements=["message_id"],
+                index_where=processed_messages.c.event_id.is_(None),
+                set_={"receives": processed_messages.c.receives + 1},
+            )
         async with self.engine.begin() as conn:
             result = await conn.execute(statement.returning(processed_messages.c.id))
             return result.scalar() is not None
@@ -289,9 +487,10 @@ class WorkflowStore:
                         },
                     )
                 )
-                await conn.execute(text(f"NOTIFY {DECISION_CHANNEL}, '{run_id}'"))
         except IntegrityError as exc:
             raise ConflictError(f"run {run_id} already has a decision for this review") from exc
+        if self.jobs is not None:
+            await self.jobs.wake(run_id)
         return int(decision_id)
 
     async def decisions_for_run(self, run_id: str) -> list[dict[str, Any]]:

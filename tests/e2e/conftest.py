@@ -88,6 +88,12 @@ def processes(tmp_path: Path, postgres_url: str) -> Iterator[Processes]:
             "AWS_ACCESS_KEY_ID": "test",
             "AWS_SECRET_ACCESS_KEY": "test",
             "PYTHONUNBUFFERED": "1",
+            # A killed worker is found dead within seconds, not the production 30 s.
+            "WORKER_HEARTBEAT_SECONDS": "0.5",
+            "WORKER_STALLED_AFTER_SECONDS": "3",
+            "RUN_RECONCILE_INTERVAL_SECONDS": "1",
+            "RUN_RETRY_BASE_SECONDS": "0.5",
+            "RUN_RETRY_MAX_SECONDS": "2",
         }
     )
     procs = Processes(tmp_path, env)

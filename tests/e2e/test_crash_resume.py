@@ -56,7 +56,6 @@ def test_killed_worker_resumes_from_checkpoint_and_pays_once(
         "SQS_QUEUE_URL": queue_url,
         "SQS_ENDPOINT_URL": endpoint,
         "WORKER_WAIT_TIME_SECONDS": "1",
-        "WORKER_SWEEP_INTERVAL_SECONDS": "2",
         "API_PORT": str(api_port),
     }
     api = processes.start("--api", name="api", **queue_env)

@@ -112,7 +112,7 @@ def test_worker_killed_after_refund_request_refunds_once(
     wait_for(
         lambda: query(postgres_url, "SELECT 1 FROM workflow_states WHERE status = 'completed'"),
         timeout=75,
-        what="the redelivered message to complete the run",
+        what="another worker to take the dead worker's run over and complete it",
         log=lambda: processes.output("worker-2"),
     )
 

@@ -8,6 +8,7 @@ from dataclasses import replace
 import pytest
 
 from agents import NODES
+from services.persistence.jobs import RunJobs, job_app
 from services.persistence.store import WorkflowStore
 from tests.fakes.services import (
     NOW,
@@ -21,8 +22,12 @@ from tests.fakes.services import (
 )
 from workflows.checkpointing import open_checkpointer
 from workflows.context import ReviewRules, WorkflowContext
+from workflows.dispatch import RetryPolicy, RunDriver
 from workflows.dispute_workflow import build_graph
 from workflows.runner import WorkflowRunner
+
+# Fast retries for tests: a run gives up after 3 attempts, 10-20 ms apart.
+TEST_RETRY = RetryPolicy(max_attempts=3, base_seconds=0.02, max_seconds=0.02)
 
 
 class Harness:
@@ -36,6 +41,9 @@ class Harness:
         self.notifier: FakeNotifications = ctx.notifier  # type: ignore[assignment]
         self.knowledge: FakeKnowledge = ctx.knowledge  # type: ignore[assignment]
         self.store = runner.store
+        assert self.store.jobs is not None
+        self.jobs: RunJobs = self.store.jobs
+        self.driver = RunDriver(runner=runner, store=self.store, jobs=self.jobs, retry=TEST_RETRY)
 
     def with_context(self, **changes: object) -> Harness:
         runner = WorkflowRunner(
@@ -47,9 +55,17 @@ class Harness:
 
 
 @pytest.fixture
-async def harness(postgres_url: str, engine) -> AsyncIterator[Harness]:
+async def jobs(postgres_url: str) -> AsyncIterator[RunJobs]:
+    """Run jobs on the test database (deferred, not executed: tests drive runs themselves)."""
+    app = job_app(postgres_url, pool_size=2)
+    async with app.open_async():
+        yield RunJobs(app)
+
+
+@pytest.fixture
+async def harness(postgres_url: str, engine, jobs: RunJobs) -> AsyncIterator[Harness]:
     world = FakeWorld.default()
-    store = WorkflowStore(engine)
+    store = WorkflowStore(engine, jobs=jobs)
     context = WorkflowContext(
         crm=FakeCRM(world),
         billing=FakeBilling(world),

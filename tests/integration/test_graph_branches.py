@@ -118,7 +118,11 @@ async def test_outage_during_execution_resumes_without_paying_twice(harness: Har
     started = await harness.runner.start(case_id="500A")
     harness.payments.fail_refunds_with = outage()
     failed = await harness.runner.resume(run_id=started.run_id, decision=decision())
-    assert failed.status == "failed" and failed.retryable
+    # A retryable failure is not an end: the run stays running at its last checkpoint.
+    assert failed.status == "running" and failed.retryable
+    row = await harness.store.get_run(started.run_id)
+    assert row is not None and row["status"] == "running"
+    assert row["last_error"]["step"] == "execute_resolution"
     harness.payments.fail_refunds_with = None
     assert await harness.runner.has_pending_steps(started.run_id)
     done = await harness.runner.continue_run(started.run_id)

@@ -11,12 +11,10 @@ import pytest
 
 from api.app import create_app
 from api.deps import ApiServices
-from services.queue import DisputeQueue
 from services.review.reviewers import ReviewerKeys
 from tests.fakes.services import FakeDrafter
 from tests.integration.conftest import Harness
 from workflows.context import ReviewRules
-from workflows.worker import DisputeWorker, WorkerSettings
 
 AUTO = ReviewRules(auto_approve_max_amount=Decimal("100"), auto_approve_min_confidence=0.9)
 
@@ -39,14 +37,7 @@ async def api(harness: Harness) -> AsyncIterator[httpx.AsyncClient]:
 
 
 async def apply_decisions(harness: Harness, postgres_url: str) -> int:
-    worker = DisputeWorker(
-        queue=cast(DisputeQueue, None),  # only the decision side is used
-        runner=harness.runner,
-        store=harness.store,
-        postgres_url=postgres_url,
-        settings=WorkerSettings(),
-    )
-    return await worker.apply_pending_decisions()
+    return await harness.driver.apply_pending_decisions()
 
 
 async def decide(

@@ -1,21 +1,25 @@
-"""The worker against a real SQS endpoint (moto's server over HTTP) and PostgreSQL."""
+"""The worker against a real SQS endpoint (moto's server over HTTP) and PostgreSQL: the
+intake records events and runs atomically, Procrastinate jobs drive the runs."""
 
 from __future__ import annotations
 
 import asyncio
 import json
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from datetime import datetime
 from typing import Any
 
 import pytest
 from moto.server import ThreadedMotoServer
+from sqlalchemy import text
 
 from models.domain import ReviewDecision
 from services.queue import DisputeQueue, ensure_queue, sqs_client
 from tests.fakes.services import NOW
 from tests.integration.conftest import Harness
+from workflows.dispatch import Maintenance
+from workflows.intake import DisputeIntake, IntakeSettings
 from workflows.worker import DisputeWorker, WorkerSettings
 
 
@@ -38,15 +42,23 @@ def queue(sqs_endpoint: str) -> DisputeQueue:
 
 
 @pytest.fixture
-async def worker(
-    harness: Harness, queue: DisputeQueue, postgres_url: str
-) -> AsyncIterator[DisputeWorker]:
-    yield DisputeWorker(
+def intake(harness: Harness, queue: DisputeQueue) -> DisputeIntake:
+    return DisputeIntake(
         queue=queue,
-        runner=harness.runner,
         store=harness.store,
-        postgres_url=postgres_url,
-        settings=WorkerSettings(max_in_flight=3, visibility_timeout=30, wait_time=0),
+        jobs=harness.jobs,
+        settings=IntakeSettings(visibility_timeout=30, wait_time=0),
+    )
+
+
+@pytest.fixture
+def worker(harness: Harness, intake: DisputeIntake) -> DisputeWorker:
+    return DisputeWorker(
+        intake=intake,
+        driver=harness.driver,
+        settings=WorkerSettings(
+            concurrency=3, maintenance=Maintenance(reconcile_interval=0.2, retention=None)
+        ),
     )
 
 
@@ -68,19 +80,34 @@ def receive(queue: DisputeQueue, *, wait: int = 1) -> list[dict[str, Any]]:
     return list(response.get("Messages", []))
 
 
-async def drain(worker: DisputeWorker, *, seconds: float = 3.0) -> None:
+async def drain(
+    worker: DisputeWorker, until: Callable[[], Awaitable[bool]], *, seconds: float = 15.0
+) -> None:
+    """Run the worker until `until()` holds (or `seconds` pass), then stop it."""
     stop = asyncio.Event()
     task = asyncio.create_task(worker.run(stop))
-    await asyncio.sleep(seconds)
-    stop.set()
-    await task
+    deadline = asyncio.get_running_loop().time() + seconds
+    try:
+        while not await until() and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(0.1)
+    finally:
+        stop.set()
+        await task
+
+
+def statuses(harness: Harness, case_id: str = "500A") -> Callable[[], Awaitable[bool]]:
+    async def settled() -> bool:
+        runs = await harness.store.runs_for_case(case_id)
+        return bool(runs) and all(r["status"] != "running" for r in runs)
+
+    return settled
 
 
 async def test_event_starts_a_run_that_pauses_and_the_message_is_deleted(
     worker: DisputeWorker, harness: Harness, queue: DisputeQueue
 ) -> None:
     queue.client.send_message(QueueUrl=queue.url, MessageBody=event())
-    await drain(worker)
+    await drain(worker, statuses(harness))
     runs = await harness.store.runs_for_case("500A")
     assert [r["status"] for r in runs] == ["pending"]
     # The customer comes from the CRM and the payment system, not from the message.
@@ -89,34 +116,64 @@ async def test_event_starts_a_run_that_pauses_and_the_message_is_deleted(
 
 
 async def test_redelivered_event_and_second_event_for_case_start_nothing(
-    worker: DisputeWorker, harness: Harness, queue: DisputeQueue
+    intake: DisputeIntake, harness: Harness
 ) -> None:
     body = event(event_id="evt_same")
     first = {"MessageId": "m1", "Body": body, "ReceiptHandle": "r1"}
-    assert await worker.process_message(first) is True
-    assert await worker.process_message({**first, "MessageId": "m2"}) is True
-    assert await worker.process_message({"MessageId": "m3", "Body": event()}) is True
+    assert await intake.process_message(first) is True
+    assert await intake.process_message({**first, "MessageId": "m2"}) is True
+    assert await intake.process_message({"MessageId": "m3", "Body": event()}) is True
     runs = await harness.store.runs_for_case("500A")
     assert len(runs) == 1
     outcomes = [m["outcome"] for m in await harness.store.messages()]
     assert outcomes == ["accepted", "duplicate"]
-    assert len(harness.notifier.sent) == 1
+    # One run, one driver: the duplicates deferred nothing.
+    assert await harness.store.runs_owed_a_driver() == []
+    async with harness.store.engine.connect() as conn:
+        jobs = (await conn.execute(text("SELECT count(*) FROM procrastinate_jobs"))).scalar()
+    assert jobs == 1
 
 
-async def test_malformed_messages_are_recorded_and_consumption_continues(
-    worker: DisputeWorker, harness: Harness, queue: DisputeQueue
+async def test_the_message_and_the_run_are_recorded_together_or_not_at_all(
+    intake: DisputeIntake, harness: Harness
+) -> None:
+    async def broken_wake(connection: Any, run_id: str) -> None:
+        raise RuntimeError("the database went away mid-transaction")
+
+    message = {"MessageId": "m1", "Body": event(event_id="evt_1"), "ReceiptHandle": "r1"}
+    with pytest.raises(RuntimeError):
+        await harness.store.accept_event(
+            message_id="m1", event_id="evt_1", case_id="500A", customer_id=None, wake=broken_wake
+        )
+    # Neither the message nor the run was recorded: the redelivery starts the run.
+    assert await harness.store.messages() == []
+    assert await harness.store.runs_for_case("500A") == []
+    assert await intake.process_message(message) is True
+    [run] = await harness.store.runs_for_case("500A")
+    assert [m["run_id"] for m in await harness.store.messages()] == [run["run_id"]]
+    assert [r for r, _ in await harness.store.runs_owed_a_driver()] == []
+
+
+async def test_malformed_messages_are_recorded_once_and_consumption_continues(
+    worker: DisputeWorker, intake: DisputeIntake, harness: Harness, queue: DisputeQueue
 ) -> None:
     for body in ["{not json", json.dumps({"type": "dispute.created"}), "__import__('os')"]:
         queue.client.send_message(QueueUrl=queue.url, MessageBody=body)
     queue.client.send_message(QueueUrl=queue.url, MessageBody=event())
-    await drain(worker, seconds=2.5)
+    await drain(worker, statuses(harness))
     rejected = await harness.store.messages(outcome="rejected")
     assert {m["body"] for m in rejected} >= {"{not json", "__import__('os')"}
     assert all(m["error"] for m in rejected)
     assert [r["status"] for r in await harness.store.runs_for_case("500A")] == ["pending"]
+    # A body received again is the same record, counted, not a new one.
+    again = {"MessageId": "m-bad", "Body": "{not json", "ReceiptHandle": "r"}
+    assert await intake.process_message(again) is False
+    assert await intake.process_message(again) is False
+    [row] = [m for m in await harness.store.messages() if m["message_id"] == "m-bad"]
+    assert row["receives"] == 2
 
 
-async def test_recorded_decision_is_applied_by_the_sweep(
+async def test_a_recorded_decision_is_applied_by_the_running_worker(
     worker: DisputeWorker, harness: Harness
 ) -> None:
     started = await harness.runner.start(case_id="500A")
@@ -127,12 +184,15 @@ async def test_recorded_decision_is_applied_by_the_sweep(
         ),
         proposal_before=None,
     )
-    # No worker was listening when the decision was recorded: the sweep finds it.
-    assert await worker.apply_pending_decisions() == 1
-    run = await harness.store.get_run(started.run_id)
-    assert run is not None and run["status"] == "completed"
+
+    async def completed() -> bool:
+        run = await harness.store.get_run(started.run_id)
+        return run is not None and run["status"] == "completed"
+
+    await drain(worker, completed)
+    assert await completed()
     assert len(harness.payments.refunds) == 1
-    assert await worker.apply_pending_decisions() == 0
+    assert await harness.driver.apply_pending_decisions() == 0
     assert len(harness.payments.refunds) == 1
 
 

@@ -1,0 +1,152 @@
+"""The run driver and its jobs on real PostgreSQL: retries, parking, operator retry,
+reconciliation and settling a row that disagrees with its checkpoint."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import text
+
+from models.domain import ReviewDecision
+from tests.fakes.services import FakeCRM, outage
+from tests.integration.conftest import Harness
+from workflows.controls import cancel_run, retry_run
+
+
+async def jobs_of(harness: Harness, run_id: str) -> list[dict[str, Any]]:
+    async with harness.store.engine.connect() as conn:
+        rows = await conn.execute(
+            text(
+                "SELECT status::text AS status, scheduled_at FROM procrastinate_jobs "
+                "WHERE lock = :lock ORDER BY id"
+            ),
+            {"lock": f"run:{run_id}"},
+        )
+        return [dict(r._mapping) for r in rows]
+
+
+async def finish_jobs(harness: Harness, run_id: str) -> None:
+    """Mark the run's waiting jobs done, as a worker would after running them."""
+    async with harness.store.engine.begin() as conn:
+        await conn.execute(
+            text(
+                "UPDATE procrastinate_jobs SET status = 'succeeded' "
+                "WHERE lock = :lock AND status = 'todo'"
+            ),
+            {"lock": f"run:{run_id}"},
+        )
+
+
+class FlakyCRM(FakeCRM):
+    """A CRM whose case reads fail while `down` is set."""
+
+    down = True
+
+    async def get_case(self, *, case_id: str):  # type: ignore[no-untyped-def]
+        if self.down:
+            raise outage("crm")
+        return await super().get_case(case_id=case_id)
+
+
+async def new_run(harness: Harness, case_id: str = "500A") -> str:
+    run_id = "11111111-2222-3333-4444-555555555555"
+    await harness.store.create_run(run_id=run_id, case_id=case_id, customer_id=None, actor="test")
+    return run_id
+
+
+async def test_a_new_run_is_started_by_its_driver(harness: Harness) -> None:
+    run_id = await new_run(harness)
+    outcome = await harness.driver.advance(run_id)
+    assert outcome is not None and outcome.status == "pending"
+    row = await harness.store.get_run(run_id)
+    assert row is not None and row["status"] == "pending" and row["attempts"] == 0
+    # A pending run with no decision: advancing again does nothing new.
+    again = await harness.driver.advance(run_id)
+    assert again is not None and again.status == "pending"
+    assert len(harness.notifier.sent) == 1
+
+
+async def test_retryable_failures_back_off_then_park_then_an_operator_retry_finishes(
+    harness: Harness,
+) -> None:
+    crm = FlakyCRM(harness.world)
+    flaky = harness.with_context(crm=crm)
+    run_id = await new_run(flaky)
+
+    first = await flaky.driver.advance(run_id)
+    assert first is not None and first.retryable
+    row = await flaky.store.get_run(run_id)
+    assert row is not None
+    assert (row["status"], row["attempts"]) == ("running", 1)
+    assert row["next_attempt_at"] is not None and row["last_error"]["step"] == "fetch_data"
+    [job] = await jobs_of(flaky, run_id)
+    assert job["status"] == "todo" and job["scheduled_at"] == row["next_attempt_at"]
+
+    await finish_jobs(flaky, run_id)
+    await flaky.driver.advance(run_id)
+    await finish_jobs(flaky, run_id)
+    await flaky.driver.advance(run_id)  # the third attempt of three
+    row = await flaky.store.get_run(run_id)
+    assert row is not None and (row["status"], row["attempts"]) == ("needs_attention", 3)
+    assert row["next_attempt_at"] is None
+    # Parked: nothing drives it until an operator does.
+    assert await flaky.driver.advance(run_id) is None
+    assert await flaky.driver.reconcile() == 0
+
+    crm.down = False
+    await retry_run(flaky.store, flaky.jobs, run_id=run_id, actor="ops", reason="CRM is back")
+    assert [j["status"] for j in await jobs_of(flaky, run_id)][-1] == "todo"
+    outcome = await flaky.driver.advance(run_id)
+    assert outcome is not None and outcome.status == "pending"
+    events = [e["event"] for e in await flaky.store.audit_trail(run_id)]
+    assert "run_needs_attention" in events and "run_retried" in events
+
+
+async def test_a_decision_wakes_its_run_and_is_applied_once(harness: Harness) -> None:
+    started = await harness.runner.start(case_id="500A")
+    await finish_jobs(harness, started.run_id)
+    await harness.store.record_decision(
+        run_id=started.run_id,
+        decision=ReviewDecision(
+            decision="approved", reviewer="alice", decided_at=datetime.now(UTC)
+        ),
+        proposal_before=None,
+    )
+    assert [j["status"] for j in await jobs_of(harness, started.run_id)] == ["todo"]
+    done = await harness.driver.advance(started.run_id)
+    assert done is not None and done.status == "completed"
+    assert await harness.driver.advance(started.run_id) is None
+    assert len(harness.payments.refunds) == 1
+    assert await harness.store.unapplied_decisions() == []
+
+
+async def test_reconcile_wakes_runs_without_a_driver_and_only_those(harness: Harness) -> None:
+    orphan = await new_run(harness)  # created without a job: a crash after the commit
+    assert await harness.driver.reconcile() == 1
+    assert [j["status"] for j in await jobs_of(harness, orphan)] == ["todo"]
+    # It has a driver now: reconciling again wakes nothing.
+    assert await harness.driver.reconcile() == 0
+
+
+async def test_a_row_behind_its_checkpoint_is_settled(harness: Harness) -> None:
+    started = await harness.runner.start(case_id="500A")
+    # A crash after the checkpoint of the pause but before the row was updated.
+    await harness.store.update_run(started.run_id, status="running", current_step="route_review")
+    await finish_jobs(harness, started.run_id)
+    assert await harness.driver.reconcile() == 1
+    outcome = await harness.driver.advance(started.run_id)
+    assert outcome is not None and outcome.status == "pending"
+    row = await harness.store.get_run(started.run_id)
+    assert row is not None and row["status"] == "pending"
+    assert row["human_review_data"]["awaiting_round"] == 1
+    assert len(harness.notifier.sent) == 1  # the review request was not sent twice
+
+
+async def test_cancel_ends_a_pending_run_and_nothing_executes(harness: Harness) -> None:
+    started = await harness.runner.start(case_id="500A")
+    await cancel_run(harness.store, run_id=started.run_id, actor="ops", reason="duplicate case")
+    assert await harness.driver.advance(started.run_id) is None
+    row = await harness.store.get_run(started.run_id)
+    assert row is not None and row["status"] == "cancelled" and row["completed_at"] is not None
+    assert harness.payments.refunds == {}

@@ -1,0 +1,49 @@
+"""Several processes started at once on an empty database migrate it one at a time."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import psycopg
+
+from services.persistence.database import schema_status
+from tests.conftest import _with_dbname, drop_database
+
+ROOT = Path(__file__).resolve().parents[2]
+MIGRATE = (
+    "import sys; from services.persistence.database import upgrade_schema; "
+    "upgrade_schema(sys.argv[1])"
+)
+
+
+def test_processes_starting_together_on_an_empty_database_all_succeed(
+    postgres_server: str,
+) -> None:
+    name = "pa_test_race_empty"
+    with psycopg.connect(postgres_server, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{name}"')
+    url = _with_dbname(postgres_server, name)
+    try:
+        starts = [
+            subprocess.Popen(
+                [sys.executable, "-c", MIGRATE, url],
+                cwd=ROOT,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+            )
+            for _ in range(3)
+        ]
+        results = [
+            (p.wait(timeout=120), p.stdout.read().decode() if p.stdout else "") for p in starts
+        ]
+        assert [code for code, _ in results] == [0, 0, 0], results
+        current, head = schema_status(url)
+        assert current == head
+        with psycopg.connect(url) as conn:
+            tables = {r[0] for r in conn.execute("SELECT tablename FROM pg_tables").fetchall()}
+        assert {"workflow_states", "procrastinate_jobs", "checkpoints"} <= tables
+    finally:
+        drop_database(postgres_server, url)

@@ -1,0 +1,54 @@
+"""Operator controls on a run: retry and cancel, each audited with actor and reason."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from services.errors import ConflictError, NotFoundError
+from services.persistence.jobs import RunJobs
+from services.persistence.store import WorkflowStore
+
+RETRYABLE_STATUSES = ("failed", "needs_attention")
+CANCELLABLE_STATUSES = ("running", "pending", "needs_attention")
+
+
+async def retry_run(
+    store: WorkflowStore, jobs: RunJobs, *, run_id: str, actor: str, reason: str
+) -> None:
+    """Put a failed or parked run back in the hands of the workers, from its checkpoint."""
+    run = await store.get_run(run_id)
+    if run is None:
+        raise NotFoundError(f"run {run_id} not found")
+    if run["status"] not in RETRYABLE_STATUSES:
+        raise ConflictError(f"run {run_id} is {run['status']}; only failed or parked runs retry")
+    await store.schedule_attempt(run_id, attempts=0, at=None, status="running")
+    await store.audit(
+        run_id=run_id,
+        case_id=run["case_id"],
+        step=run.get("current_step") or "unknown",
+        actor=actor,
+        event="run_retried",
+        detail={"reason": reason, "from_status": run["status"]},
+    )
+    await jobs.wake(run_id)
+
+
+async def cancel_run(store: WorkflowStore, *, run_id: str, actor: str, reason: str) -> None:
+    """End a run that has not moved money: it is `cancelled` and nothing further executes."""
+    run = await store.get_run(run_id)
+    if run is None:
+        raise NotFoundError(f"run {run_id} not found")
+    if run["status"] not in CANCELLABLE_STATUSES:
+        raise ConflictError(f"run {run_id} is {run['status']} and cannot be cancelled")
+    if run.get("current_step") in ("execute_resolution", "store_results"):
+        raise ConflictError(f"run {run_id} is executing its resolution and cannot be cancelled")
+    await store.schedule_attempt(run_id, attempts=0, at=None, status="cancelled")
+    await store.update_run(run_id, completed_at=datetime.now(UTC))
+    await store.audit(
+        run_id=run_id,
+        case_id=run["case_id"],
+        step=run.get("current_step") or "unknown",
+        actor=actor,
+        event="run_cancelled",
+        detail={"reason": reason, "from_status": run["status"]},
+    )

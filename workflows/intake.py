@@ -1,0 +1,130 @@
+"""SQS intake: dispute events in, runs recorded, messages deleted. Intake only.
+
+Each message is parsed against `models.events.DisputeEvent`. A valid event is recorded
+with its run in one PostgreSQL transaction, the run's driver (a Procrastinate job)
+included, and the message is deleted at once: SQS never drives a run's progress. A
+database error leaves the message to be received again, and nothing half-recorded behind.
+An unparseable body is recorded once per message and left to the queue's redrive policy.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import ValidationError
+
+from models.events import DisputeEvent
+from services.persistence.jobs import RunJobs
+from services.persistence.store import Intake, WorkflowStore
+from services.queue import DisputeQueue
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class IntakeSettings:
+    batch: int = 10
+    visibility_timeout: int = 60
+    wait_time: int = 10
+
+
+class DisputeIntake:
+    def __init__(
+        self,
+        *,
+        queue: DisputeQueue,
+        store: WorkflowStore,
+        jobs: RunJobs,
+        settings: IntakeSettings,
+    ) -> None:
+        self.queue = queue
+        self.store = store
+        self.jobs = jobs
+        self.settings = settings
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Receive and record events until `stop` is set."""
+        while not stop.is_set():
+            try:
+                response = await asyncio.to_thread(
+                    self.queue.client.receive_message,
+                    QueueUrl=self.queue.url,
+                    MaxNumberOfMessages=self.settings.batch,
+                    WaitTimeSeconds=self.settings.wait_time,
+                    VisibilityTimeout=self.settings.visibility_timeout,
+                )
+            except Exception:  # the process boundary: a queue outage must not stop the worker
+                log.exception("receiving from the queue failed; retrying in 5 s")
+                await asyncio.sleep(5)
+                continue
+            messages = response.get("Messages", [])
+            if messages:
+                await asyncio.gather(*(self.handle(message) for message in messages))
+
+    async def handle(self, message: dict[str, Any]) -> None:
+        """Record one message and delete it when it was recorded."""
+        try:
+            delete = await self.process_message(message)
+        except Exception:  # the process boundary: the message is received again later
+            log.exception(
+                "message %s not recorded; it will be redelivered", message.get("MessageId")
+            )
+            return
+        if delete:
+            try:
+                await asyncio.to_thread(
+                    self.queue.client.delete_message,
+                    QueueUrl=self.queue.url,
+                    ReceiptHandle=message["ReceiptHandle"],
+                )
+            except Exception:  # redelivered later, then found recorded: nothing is lost
+                log.exception("deleting message %s failed", message.get("MessageId"))
+
+    async def process_message(self, message: dict[str, Any]) -> bool:
+        """Record one message; True when it may be deleted from the queue."""
+        message_id = str(message.get("MessageId", "unknown"))
+        body = str(message.get("Body", ""))
+        try:
+            event = DisputeEvent.model_validate_json(body)
+        except ValidationError as exc:
+            reason = "; ".join(
+                f"{'.'.join(map(str, e['loc'])) or 'body'}: {e['msg']}" for e in exc.errors()
+            )
+            log.warning("rejected malformed message %s: %s", message_id, reason)
+            await self.store.record_message(
+                message_id=message_id, outcome="rejected", error=reason, body=body
+            )
+            # Left on the queue: its redrive policy moves it to the DLQ after a few receives.
+            return False
+        intake = await self.accept(event, message_id=message_id)
+        if intake.outcome == "duplicate":
+            log.info(
+                "event %s for case %s starts nothing: run %s",
+                event.event_id,
+                event.case_id,
+                intake.run_id,
+            )
+        return True
+
+    async def accept(self, event: DisputeEvent, *, message_id: str) -> Intake:
+        """Record the event and its run (with its driver) in one transaction."""
+
+        async def wake(connection: Any, run_id: str) -> None:
+            await self.jobs.wake(run_id, connection=connection)
+
+        intake = await self.store.accept_event(
+            message_id=message_id,
+            event_id=event.event_id,
+            case_id=event.case_id,
+            customer_id=event.customer_id,
+            wake=wake,
+        )
+        if intake.outcome == "accepted":
+            log.info("event %s started run %s", event.event_id, intake.run_id)
+        return intake
+
+
+__all__ = ["DisputeIntake", "IntakeSettings"]
