@@ -15,7 +15,7 @@ import asyncio
 import contextlib
 import logging
 import random
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -181,28 +181,43 @@ class Maintenance:
     retention: timedelta | None = timedelta(days=30)
 
 
+async def maintenance_round(
+    driver: RunDriver,
+    settings: Maintenance,
+    *,
+    prune: Callable[[str], Awaitable[Any]] | None = None,
+) -> None:
+    """Retry stalled jobs, wake runs owed a driver, prune old checkpoints: once."""
+    await driver.jobs.stalled_jobs_retried(seconds_since_heartbeat=settings.stalled_after_seconds)
+    await driver.reconcile()
+    if prune is not None and settings.retention is not None:
+        cutoff = driver.clock() - settings.retention
+        for run_id in await driver.store.final_runs_with_checkpoints(cutoff):
+            await prune(run_id)
+
+
 async def maintenance_loop(
     driver: RunDriver,
     settings: Maintenance,
     stop: asyncio.Event,
     *,
-    prune: Callable[[str], Any] | None = None,
+    prune: Callable[[str], Awaitable[Any]] | None = None,
 ) -> None:
-    """Reconcile, retry stalled jobs and prune old checkpoints until `stop` is set."""
+    """Run a maintenance round every `reconcile_interval` seconds until `stop` is set."""
     while not stop.is_set():
         try:
-            await driver.jobs.stalled_jobs_retried(
-                seconds_since_heartbeat=settings.stalled_after_seconds
-            )
-            await driver.reconcile()
-            if prune is not None and settings.retention is not None:
-                cutoff = driver.clock() - settings.retention
-                for run_id in await driver.store.final_runs_with_checkpoints(cutoff):
-                    await prune(run_id)
+            await maintenance_round(driver, settings, prune=prune)
         except Exception:  # the process boundary: the next round tries again
             log.exception("maintenance round failed")
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), timeout=settings.reconcile_interval)
 
 
-__all__ = ["Maintenance", "RetryPolicy", "RunDriver", "maintenance_loop", "register_tasks"]
+__all__ = [
+    "Maintenance",
+    "RetryPolicy",
+    "RunDriver",
+    "maintenance_loop",
+    "maintenance_round",
+    "register_tasks",
+]

@@ -26,6 +26,9 @@ class WorkerSettings:
     concurrency: int = 4
     heartbeat_seconds: float = 5.0
     stalled_worker_seconds: float = 30.0
+    # New jobs arrive by LISTEN/NOTIFY at once; a job scheduled for later (a retry's next
+    # attempt) is found by polling, at most this long after it falls due.
+    poll_seconds: float = 1.0
     maintenance: Maintenance = Maintenance()
 
 
@@ -57,6 +60,7 @@ class DisputeWorker:
                 update_heartbeat_interval=self.settings.heartbeat_seconds,
                 stalled_worker_timeout=self.settings.stalled_worker_seconds,
                 listen_notify=True,
+                fetch_job_polling_interval=self.settings.poll_seconds,
             ),
             name="jobs",
         )

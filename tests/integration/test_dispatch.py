@@ -3,7 +3,7 @@ reconciliation and settling a row that disagrees with its checkpoint."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import text
@@ -12,6 +12,7 @@ from models.domain import ReviewDecision
 from tests.fakes.services import FakeCRM, outage
 from tests.integration.conftest import Harness
 from workflows.controls import cancel_run, retry_run
+from workflows.dispatch import Maintenance, maintenance_round
 
 
 async def jobs_of(harness: Harness, run_id: str) -> list[dict[str, Any]]:
@@ -150,3 +151,37 @@ async def test_cancel_ends_a_pending_run_and_nothing_executes(harness: Harness) 
     row = await harness.store.get_run(started.run_id)
     assert row is not None and row["status"] == "cancelled" and row["completed_at"] is not None
     assert harness.payments.refunds == {}
+
+
+async def test_checkpoints_of_old_final_runs_are_pruned_and_the_record_kept(
+    harness: Harness,
+) -> None:
+    old = await harness.runner.start(case_id="500A")
+    await harness.store.record_decision(
+        run_id=old.run_id,
+        decision=ReviewDecision(
+            decision="rejected", reviewer="alice", decided_at=datetime.now(UTC)
+        ),
+        proposal_before=None,
+    )
+    assert (await harness.driver.advance(old.run_id)).status == "rejected"  # type: ignore[union-attr]
+    await harness.store.update_run(old.run_id, completed_at=datetime(2020, 1, 1, tzinfo=UTC))
+    recent = await harness.runner.start(case_id="500A")  # a later dispute of the same case
+    pruned: list[str] = []
+
+    async def prune(run_id: str) -> None:
+        pruned.append(run_id)
+        await harness.runner.graph.checkpointer.adelete_thread(run_id)  # type: ignore[union-attr]
+
+    settings = Maintenance(retention=timedelta(days=30))
+    await maintenance_round(harness.driver, settings, prune=prune)
+    await maintenance_round(harness.driver, settings, prune=prune)
+    assert pruned == [old.run_id]  # once: the second round finds nothing left to prune
+    assert (await harness.runner.snapshot(old.run_id)).created_at is None
+    assert (await harness.runner.snapshot(recent.run_id)).created_at is not None
+    row = await harness.store.get_run(old.run_id)
+    assert row is not None and row["status"] == "rejected" and row["human_review_data"]
+    assert [d["decision"] for d in await harness.store.decisions_for_run(old.run_id)] == [
+        "rejected"
+    ]
+    assert await harness.store.audit_trail(old.run_id)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
 from datetime import datetime
@@ -16,9 +17,9 @@ from sqlalchemy import text
 
 from models.domain import ReviewDecision
 from services.queue import DisputeQueue, ensure_queue, sqs_client
-from tests.fakes.services import NOW
+from tests.fakes.services import NOW, FakeCRM, outage
 from tests.integration.conftest import Harness
-from workflows.dispatch import Maintenance
+from workflows.dispatch import Maintenance, RetryPolicy, RunDriver
 from workflows.intake import DisputeIntake, IntakeSettings
 from workflows.worker import DisputeWorker, WorkerSettings
 
@@ -205,3 +206,56 @@ def test_ensure_queue_updates_an_existing_queue(sqs_endpoint: str) -> None:
     attributes = client.get_queue_attributes(QueueUrl=first, AttributeNames=["All"])["Attributes"]
     assert attributes["VisibilityTimeout"] == "45"
     assert json.loads(attributes["RedrivePolicy"])["maxReceiveCount"] == 2
+
+
+class CRMOutage(FakeCRM):
+    """A CRM that refuses every case read until `until` (monotonic seconds)."""
+
+    until = 0.0
+    reads_refused = 0
+
+    async def get_case(self, *, case_id: str):  # type: ignore[no-untyped-def]
+        if time.monotonic() < self.until:
+            self.reads_refused += 1
+            raise outage("crm")
+        return await super().get_case(case_id=case_id)
+
+
+async def test_an_outage_longer_than_the_queue_redrive_ends_and_the_run_resumes_by_itself(
+    harness: Harness, queue: DisputeQueue
+) -> None:
+    crm = CRMOutage(harness.world)
+    crm.until = time.monotonic() + 2.0
+    down = harness.with_context(crm=crm)
+    down.driver = RunDriver(
+        runner=down.runner,
+        store=down.store,
+        jobs=down.jobs,
+        retry=RetryPolicy(max_attempts=20, base_seconds=0.1, max_seconds=0.4),
+    )
+    worker = DisputeWorker(
+        intake=DisputeIntake(
+            queue=queue,
+            store=down.store,
+            jobs=down.jobs,
+            settings=IntakeSettings(visibility_timeout=30, wait_time=0),
+        ),
+        driver=down.driver,
+        settings=WorkerSettings(
+            concurrency=2,
+            poll_seconds=0.1,
+            maintenance=Maintenance(reconcile_interval=0.2, retention=None),
+        ),
+    )
+    queue.client.send_message(QueueUrl=queue.url, MessageBody=event())
+    await drain(worker, statuses(down), seconds=20)
+
+    [run] = await down.store.runs_for_case("500A")
+    assert run["status"] == "pending"
+    assert crm.reads_refused >= 2  # it failed, backed off and tried again, unattended
+    assert run["attempts"] == 0 and run["next_attempt_at"] is None
+    trail = [e["event"] for e in await down.store.audit_trail(str(run["run_id"]))]
+    assert trail.count("step_failed_retryable") == crm.reads_refused
+    # The queue was intake only: the message left it at once and never reached the DLQ,
+    # however long the outage (the queue gives up after 2 receives).
+    assert receive(queue) == []
