@@ -1,10 +1,12 @@
 """Who is asking: reviewer API keys for REST, a signed session cookie for the dashboard.
 
-REST clients send `Authorization: Bearer <key>` or `X-API-Key: <key>`. The dashboard's
-login form takes the same key once and sets an HttpOnly, SameSite=Lax cookie holding
-only the key's id and an expiry, HMAC-signed; every request re-checks that the key has not
-been revoked since. Forms posted from a session also carry a CSRF token derived from the
-cookie. Keys and cookies are never logged.
+REST clients send `Authorization: Bearer <key>` or `X-API-Key: <key>`; both are declared as
+security schemes, so /docs can authorise with either. A missing or wrong key is our own 401
+with a message, never FastAPI's default error. The dashboard's login form takes the same
+key once and sets an HttpOnly, SameSite=Lax cookie holding only the key's id, signed and
+expiring; every request re-checks that the key has not been revoked since. Forms posted
+from a session also carry a CSRF token bound to the cookie. Keys and cookies are never
+logged.
 """
 
 from __future__ import annotations
@@ -13,29 +15,35 @@ from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Request
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
 from api.deps import Services
 from api.sessions import SESSION_COOKIE
 from services.errors import AuthenticationError
 from services.review.reviewers import Reviewer
 
-API_KEY_HEADER = "x-api-key"
+bearer_key = HTTPBearer(
+    scheme_name="ReviewerKeyBearer",
+    description="A reviewer API key (`utils/manage_reviewers.py create`), as a Bearer token.",
+    auto_error=False,
+)
+header_key = APIKeyHeader(
+    name="X-API-Key",
+    scheme_name="ReviewerKeyHeader",
+    description="A reviewer API key, in the X-API-Key header.",
+    auto_error=False,
+)
+
+BearerKey = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_key)]
+HeaderKey = Annotated[str | None, Depends(header_key)]
 
 
-def presented_key(request: Request) -> str | None:
-    """The API key in the Authorization (Bearer) or X-API-Key header, if any."""
-    authorization = request.headers.get("authorization", "")
-    scheme, _, value = authorization.partition(" ")
-    if scheme.lower() == "bearer" and value.strip():
-        return value.strip()
-    key = request.headers.get(API_KEY_HEADER, "").strip()
-    return key or None
-
-
-async def require_api_reviewer(request: Request, services: Services) -> Reviewer:
+async def require_api_reviewer(
+    services: Services, bearer: BearerKey, header: HeaderKey
+) -> Reviewer:
     """The reviewer behind the request's API key; 401 without a valid, unrevoked key."""
-    key = presented_key(request)
-    if key is None:
+    key = bearer.credentials.strip() if bearer is not None else (header or "").strip()
+    if not key:
         raise AuthenticationError(
             "authentication required: send 'Authorization: Bearer <reviewer key>' "
             "or 'X-API-Key: <reviewer key>'"
@@ -43,7 +51,6 @@ async def require_api_reviewer(request: Request, services: Services) -> Reviewer
     reviewer = await services.reviewer_keys.verify(key)
     if reviewer is None:
         raise AuthenticationError("invalid or revoked API key")
-    request.state.reviewer = reviewer
     return reviewer
 
 

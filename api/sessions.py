@@ -1,43 +1,51 @@
-"""Dashboard session cookies: signed, expiring, holding only an API key's id."""
+"""Dashboard session cookies: signed, expiring, holding only an API key's id.
+
+Cookies are itsdangerous tokens signed with the review-link secrets under a salt of their
+own (so a cookie never passes for a review link, nor a link for a cookie), verified against
+the current and previous secrets. A form's CSRF token is the cookie's signature under
+another salt: it binds the form to the session it was rendered for.
+"""
 
 from __future__ import annotations
 
 import hashlib
-import hmac
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 
-from services.review.links import Signer
+from itsdangerous import BadData, Signer
+
+from services.review.links import signing_keys, timed_serializer
 from services.review.reviewers import Reviewer
 
 SESSION_COOKIE = "pa_session"
 SESSION_TTL = timedelta(hours=8)
+SESSION_SALT = "payments-agent.dashboard-session"
+CSRF_SALT = "payments-agent.csrf"
 
 
 class SessionSigner:
     """Signs and reads dashboard session cookies, and derives their CSRF tokens."""
 
-    def __init__(self, secret: bytes) -> None:
-        self._signer = Signer(secret, purpose="dashboard-session")
-        self._csrf_key = hmac.new(secret, b"payments-agent:csrf", hashlib.sha256).digest()
+    def __init__(self, secret: bytes | Sequence[bytes]) -> None:
+        self._keys = signing_keys(secret)
+        self._csrf = Signer(self._keys, salt=CSRF_SALT, digest_method=hashlib.sha256)
 
     def issue(self, reviewer: Reviewer, *, now: datetime) -> str:
-        return self._signer.sign(
-            {"kid": reviewer.key_id, "exp": int((now + SESSION_TTL).timestamp())}
+        return timed_serializer(self._keys, salt=SESSION_SALT, now=now).dumps(
+            {"kid": reviewer.key_id}
         )
 
     def key_id(self, cookie: str, *, now: datetime) -> int | None:
         """The API key id a valid, unexpired cookie stands for."""
-        payload = self._signer.unsign(cookie)
-        if payload is None:
-            return None
+        serializer = timed_serializer(self._keys, salt=SESSION_SALT, now=now)
         try:
-            key_id, expires = int(payload["kid"]), int(payload["exp"])
-        except (KeyError, TypeError, ValueError):
+            payload = serializer.loads(cookie, max_age=int(SESSION_TTL.total_seconds()))
+            return int(payload["kid"])
+        except (BadData, KeyError, TypeError, ValueError):
             return None
-        return key_id if now.timestamp() < expires else None
 
     def csrf(self, cookie: str) -> str:
-        return hmac.new(self._csrf_key, cookie.encode(), hashlib.sha256).hexdigest()[:40]
+        return self._csrf.get_signature(cookie).decode("ascii")
 
     def check_csrf(self, cookie: str, token: str) -> bool:
-        return hmac.compare_digest(self.csrf(cookie).encode(), token.encode())
+        return self._csrf.verify_signature(cookie, token)

@@ -1,80 +1,90 @@
 """Signed review links: expiring, single-use tokens bound to one run and one reviewer.
 
-A token is `base64url(claims).base64url(HMAC-SHA256(key, claims))`. The key is derived
-from REVIEW_LINK_SECRET and a purpose label, so a review token can never pass for a
-dashboard session (which is signed by the same primitive with another purpose). Signatures
-are compared in constant time. Single use is enforced in PostgreSQL: a token's nonce is
-inserted into `used_review_tokens` when the decision is recorded, and a second insert is a
-conflict.
+Tokens are itsdangerous `URLSafeTimedSerializer` tokens (JSON claims, the signing time and
+an HMAC-SHA256 signature). Each purpose has its own salt, so a review token can never pass
+for a dashboard session signed with the same secrets. Tokens are signed with the newest
+secret and verified against every configured one, so rotating REVIEW_LINK_SECRET (the old
+one moved to REVIEW_LINK_PREVIOUS_SECRETS) does not break links already sent. Single use is
+enforced in PostgreSQL: a token's nonce is inserted into `used_review_tokens` when the
+decision is recorded, and a second insert is a conflict.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
-import hmac
-import json
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
+from itsdangerous import BadData, SignatureExpired, TimestampSigner, URLSafeTimedSerializer
 from sqlalchemy import delete, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from models.tables import used_review_tokens
 from services.errors import ConflictError, ForbiddenError
+from services.settings import ConfigurationError, Settings
 
-REVIEW_PURPOSE = "review-link"
+REVIEW_SALT = "payments-agent.review-link"
+MIN_SECRET_BYTES = 16
 
 
 class InvalidTokenError(ForbiddenError):
     """A token that was tampered with, has expired, or belongs to another run (403)."""
 
 
-def _b64encode(raw: bytes) -> str:
-    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
+def signing_keys(secret: bytes | Sequence[bytes]) -> list[bytes]:
+    """One secret, or several oldest first, as itsdangerous takes them (newest last)."""
+    keys = [secret] if isinstance(secret, bytes) else list(secret)
+    if not keys or any(len(key) < MIN_SECRET_BYTES for key in keys):
+        raise ValueError(f"every signing secret must be at least {MIN_SECRET_BYTES} bytes")
+    return keys
 
 
-def _b64decode(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+class _ClockSigner(TimestampSigner):
+    """itsdangerous' timestamp signer, on the caller's clock rather than time.time()."""
+
+    def __init__(self, *args: Any, now: datetime, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._timestamp = int(now.timestamp())
+
+    def get_timestamp(self) -> int:
+        return self._timestamp
 
 
-class Signer:
-    """HMAC-SHA256 signing of small JSON payloads for one purpose."""
+def timed_serializer(keys: list[bytes], *, salt: str, now: datetime) -> URLSafeTimedSerializer:
+    """A serializer for one purpose (`salt`) that signs and checks ages as of `now`."""
+    return URLSafeTimedSerializer(
+        keys,
+        salt=salt,
+        signer=_ClockSigner,
+        signer_kwargs={"digest_method": hashlib.sha256, "now": now},
+    )
 
-    def __init__(self, secret: bytes, *, purpose: str) -> None:
-        if len(secret) < 16:
-            raise ValueError("the signing secret must be at least 16 bytes")
-        self._key = hmac.new(secret, f"payments-agent:{purpose}".encode(), hashlib.sha256).digest()
 
-    def _mac(self, body: str) -> bytes:
-        return hmac.new(self._key, body.encode("ascii"), hashlib.sha256).digest()
-
-    def sign(self, payload: dict[str, Any]) -> str:
-        """Serialise and sign `payload`."""
-        body = _b64encode(json.dumps(payload, separators=(",", ":"), sort_keys=True).encode())
-        return f"{body}.{_b64encode(self._mac(body))}"
-
-    def unsign(self, token: str) -> dict[str, Any] | None:
-        """The payload, or None when the token is malformed or its signature is wrong."""
-        if not isinstance(token, str) or len(token) > 4096 or token.count(".") != 1:
-            return None
-        body, signature = token.split(".")
-        try:
-            given = _b64decode(signature)
-            body.encode("ascii")
-        except (binascii.Error, ValueError, UnicodeEncodeError):
-            return None
-        if not hmac.compare_digest(given, self._mac(body)):
-            return None
-        try:
-            payload = json.loads(_b64decode(body))
-        except (binascii.Error, ValueError):
-            return None
-        return payload if isinstance(payload, dict) else None
+def review_link_secrets(settings: Settings) -> list[bytes] | None:
+    """REVIEW_LINK_PREVIOUS_SECRETS then REVIEW_LINK_SECRET (newest last); None when unset."""
+    previous = settings.review_link_previous_secrets
+    if settings.review_link_secret is None:
+        if previous is not None:
+            raise ConfigurationError(
+                "REVIEW_LINK_PREVIOUS_SECRETS is set without REVIEW_LINK_SECRET"
+            )
+        return None
+    keys = [
+        part.strip().encode()
+        for part in (previous.get_secret_value().split(",") if previous is not None else [])
+        if part.strip()
+    ]
+    keys.append(settings.review_link_secret.get_secret_value().encode())
+    if any(len(key) < MIN_SECRET_BYTES for key in keys):
+        raise ConfigurationError(
+            "REVIEW_LINK_SECRET and each of REVIEW_LINK_PREVIOUS_SECRETS must be at least "
+            f"{MIN_SECRET_BYTES} characters"
+        )
+    return keys
 
 
 @dataclass(frozen=True)
@@ -88,37 +98,39 @@ class ReviewClaims:
 
 
 class ReviewLinkSigner:
-    """Issues and verifies review-link tokens."""
+    """Issues review-link tokens with the newest secret and verifies them with any."""
 
-    def __init__(self, secret: bytes, *, ttl: timedelta) -> None:
-        self._signer = Signer(secret, purpose=REVIEW_PURPOSE)
+    def __init__(self, secret: bytes | Sequence[bytes], *, ttl: timedelta) -> None:
+        self._keys = signing_keys(secret)
         self.ttl = ttl
 
     def issue(self, *, run_id: str, reviewer: str, now: datetime) -> str:
         """A fresh token letting `reviewer` decide `run_id` once, before now + ttl."""
-        expires = int((now + self.ttl).timestamp())
-        return self._signer.sign(
-            {"run": run_id, "rev": reviewer, "nonce": secrets.token_hex(16), "exp": expires}
-        )
+        claims = {"run": run_id, "rev": reviewer, "nonce": secrets.token_hex(16)}
+        return timed_serializer(self._keys, salt=REVIEW_SALT, now=now).dumps(claims)
 
     def verify(self, token: str, *, run_id: str, now: datetime) -> ReviewClaims:
         """The token's claims; InvalidTokenError (403) when forged, expired or for another run."""
-        payload = self._signer.unsign(token)
-        if payload is None:
-            raise InvalidTokenError("review link is invalid")
+        serializer = timed_serializer(self._keys, salt=REVIEW_SALT, now=now)
+        try:
+            payload, signed_at = serializer.loads(
+                token, max_age=int(self.ttl.total_seconds()), return_timestamp=True
+            )
+        except SignatureExpired:
+            raise InvalidTokenError("review link has expired; ask for a new one") from None
+        except BadData:
+            raise InvalidTokenError("review link is invalid") from None
         try:
             claims = ReviewClaims(
                 run_id=str(payload["run"]),
                 reviewer=str(payload["rev"]),
                 nonce=str(payload["nonce"]),
-                expires_at=datetime.fromtimestamp(int(payload["exp"]), UTC),
+                expires_at=signed_at + self.ttl,
             )
-        except (KeyError, TypeError, ValueError, OverflowError):
+        except (KeyError, TypeError):
             raise InvalidTokenError("review link is invalid") from None
-        if not hmac.compare_digest(claims.run_id.encode(), run_id.encode()):
+        if claims.run_id != run_id:
             raise InvalidTokenError("review link is for another run")
-        if now >= claims.expires_at:
-            raise InvalidTokenError("review link has expired; ask for a new one")
         return claims
 
 

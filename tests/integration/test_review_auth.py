@@ -312,3 +312,36 @@ async def test_cli_creates_lists_and_revokes_keys(
     assert again.returncode == 1
     reserved = manage("create", "system", postgres_url=postgres_url, cwd=tmp_path)
     assert reserved.returncode == 2 and "reserved" in reserved.stderr
+
+
+# The OpenAPI document (what /docs "Authorize" works from)
+
+
+async def test_openapi_declares_the_api_key_schemes_on_protected_operations(
+    client: httpx.AsyncClient,
+) -> None:
+    document = (await client.get("/openapi.json")).json()
+    schemes = document["components"]["securitySchemes"]
+    assert {name: scheme["type"] for name, scheme in schemes.items()} == {
+        "ReviewerKeyBearer": "http",
+        "ReviewerKeyHeader": "apiKey",
+    }
+    assert schemes["ReviewerKeyBearer"]["scheme"] == "bearer"
+    assert (schemes["ReviewerKeyHeader"]["in"], schemes["ReviewerKeyHeader"]["name"]) == (
+        "header",
+        "X-API-Key",
+    )
+    paths = document["paths"]
+    for method, path in [
+        ("get", "/human-review/pending"),
+        ("post", "/human-review/decision"),
+        ("get", "/workflow/{run_id}/status"),
+        ("get", "/costs/workflow/{run_id}"),
+        ("get", "/costs/case/{case_id}"),
+    ]:
+        # One requirement per scheme: either key alone authorises the call.
+        assert paths[path][method].get("security") == [
+            {"ReviewerKeyBearer": []},
+            {"ReviewerKeyHeader": []},
+        ], path
+    assert "security" not in paths["/health"]["get"]

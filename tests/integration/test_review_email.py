@@ -19,7 +19,7 @@ from email import message_from_bytes
 from email.message import EmailMessage
 from email.policy import default as default_policy
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import httpx
 import pytest
@@ -34,13 +34,11 @@ from pydantic import SecretStr
 
 from api.app import create_app
 from api.deps import ApiServices, build_api_services
-from services.queue import DisputeQueue
 from services.review.email import Mailer, NotificationLog, SmtpSender
 from services.review.notifications import EmailNotifier, build_notifier
 from services.review.reviewers import ReviewerKeys
 from services.settings import Settings
 from tests.integration.conftest import Harness
-from workflows.worker import DisputeWorker, WorkerSettings
 
 LOGIN = "payments-agent@example.com"
 PASSWORD = "app-password-123"
@@ -204,17 +202,6 @@ def links_in(message: EmailMessage) -> list[tuple[str, str]]:
     return LINK.findall(text.get_content())
 
 
-def worker_for(harness: Harness, postgres_url: str) -> DisputeWorker:
-    # Only the decision side of the worker is used: no queue is needed.
-    return DisputeWorker(
-        queue=cast(DisputeQueue, None),
-        runner=harness.runner,
-        store=harness.store,
-        postgres_url=postgres_url,
-        settings=WorkerSettings(),
-    )
-
-
 async def test_emailed_link_approves_and_the_run_resumes_and_executes(
     harness: Harness,
     start_smtp: Callable[..., SmtpServer],
@@ -274,7 +261,7 @@ async def test_emailed_link_approves_and_the_run_resumes_and_executes(
     assert "Decision recorded" in decided.text
     [stored] = await harness.store.unapplied_decisions(run_id=run.run_id)
     assert (stored.decision.reviewer, stored.decision.channel) == ("alice", "link")
-    assert await worker_for(harness, postgres_url).apply_pending_decisions() == 1
+    assert await harness.driver.apply_pending_decisions() == 1
     row = await harness.store.get_run(run.run_id)
     assert row is not None and row["status"] == "completed"
     refund = harness.payments.refunds[f"{run.run_id}:refund"]
@@ -367,6 +354,51 @@ async def test_refused_modification_by_link_keeps_the_link_usable(
     [decision] = await harness.store.decisions_for_run(run.run_id)
     assert decision["modified_resolution"]["amount"] == "45.00"
     assert decision["proposal_before"]["amount"] == "99.00"
+
+
+async def test_links_sent_before_a_secret_rotation_still_work_after_it(
+    harness: Harness, start_smtp: Callable[..., SmtpServer]
+) -> None:
+    smtp = start_smtp()
+    old, new = "review-link-secret-before-rotation", "review-link-secret-after-rotation"
+    notifier = build_notifier(
+        settings_for(smtp.port, review_link_secret=old),
+        engine=harness.store.engine,
+        tls_context=smtp.client_tls,
+    )
+    run = await harness.with_context(notifier=notifier).runner.start(case_id="500A")
+    [(_, alice_token)] = links_in(smtp.inbox.to("alice@example.com"))
+    [(_, bob_token)] = links_in(smtp.inbox.to("bob@example.com"))
+
+    # A server that does not know the old secret refuses its links.
+    forgetful = build_api_services(
+        settings_for(smtp.port, review_link_secret=new), store=harness.store, backends={}
+    )
+    async for client in client_for(forgetful):
+        for token in (alice_token, bob_token):
+            refused = await client.get(f"/review/{run.run_id}?token={token}")
+            assert refused.status_code == 403
+            assert "invalid" in refused.text
+
+    # After the rotation (the old secret kept as a previous one) they open and decide once.
+    rotated = build_api_services(
+        settings_for(smtp.port, review_link_secret=new, review_link_previous_secrets=old),
+        store=harness.store,
+        backends={},
+    )
+    async for client in client_for(rotated):
+        page = await client.get(f"/review/{run.run_id}?token={alice_token}")
+        assert page.status_code == 200, page.text
+        decided = await client.post(
+            f"/review/{run.run_id}", data={"token": alice_token, "decision": "approve"}
+        )
+        assert decided.status_code == 200, decided.text
+        again = await client.post(
+            f"/review/{run.run_id}", data={"token": alice_token, "decision": "approve"}
+        )
+        assert again.status_code == 409
+    [decision] = await harness.store.decisions_for_run(run.run_id)
+    assert (decision["reviewer"], decision["channel"]) == ("alice@example.com", "link")
 
 
 async def test_auth_login_mechanism_is_used_when_the_server_offers_only_login(

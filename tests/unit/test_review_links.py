@@ -1,19 +1,29 @@
-"""Review-link tokens: bound to one run and one reviewer, expiring, unforgeable."""
+"""Review-link tokens and session cookies: bound, expiring, unforgeable, rotatable."""
 
 from __future__ import annotations
 
-import base64
-import json
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
+from itsdangerous import URLSafeTimedSerializer
+from pydantic import SecretStr
 
 from api.sessions import SessionSigner
 from services.logs import redact
-from services.review.links import InvalidTokenError, ReviewLinkSigner, Signer
+from services.review.links import (
+    REVIEW_SALT,
+    InvalidTokenError,
+    ReviewLinkSigner,
+    review_link_secrets,
+    signing_keys,
+    timed_serializer,
+)
 from services.review.reviewers import Reviewer
+from services.settings import ConfigurationError, Settings
 
 SECRET = b"a-long-enough-test-secret-0123456789"
+OLD_SECRET = b"the-secret-before-the-rotation-0123"
 NOW = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
 RUN = "0b7f6a3e-4a7e-4d55-9a45-1c8a2d1f0c11"
 OTHER_RUN = "6f1c1a52-6f64-4c3a-8a0e-0d5b8f7f5a11"
@@ -42,8 +52,9 @@ def test_each_token_has_its_own_nonce(signer: ReviewLinkSigner) -> None:
 
 def test_expired_token_is_refused(signer: ReviewLinkSigner) -> None:
     token = signer.issue(run_id=RUN, reviewer="alice@example.com", now=NOW)
+    signer.verify(token, run_id=RUN, now=NOW + timedelta(hours=72))
     with pytest.raises(InvalidTokenError, match="expired") as caught:
-        signer.verify(token, run_id=RUN, now=NOW + timedelta(hours=72))
+        signer.verify(token, run_id=RUN, now=NOW + timedelta(hours=72, seconds=1))
     assert caught.value.status_code == 403
 
 
@@ -54,28 +65,35 @@ def test_token_for_another_run_is_refused(signer: ReviewLinkSigner) -> None:
 
 
 def _forge(token: str, **changes: object) -> str:
-    body, signature = token.split(".")
-    payload = json.loads(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)))
-    payload.update(changes)
-    forged = base64.urlsafe_b64encode(json.dumps(payload).encode()).rstrip(b"=").decode()
-    return f"{forged}.{signature}"
+    """The token with its claims changed and its timestamp and signature kept."""
+    reader = URLSafeTimedSerializer(b"reads-claims-without-checking-them")
+    _, claims = reader.loads_unsafe(token)
+    body = reader.dump_payload({**claims, **changes}).decode()
+    _, timestamp, signature = token.rsplit(".", 2)
+    return f"{body}.{timestamp}.{signature}"
 
 
 @pytest.mark.parametrize(
     "changes",
-    [
-        {"rev": "mallory@example.com"},
-        {"exp": int((NOW + timedelta(days=365)).timestamp())},
-        {"run": OTHER_RUN},
-    ],
+    [{"rev": "mallory@example.com"}, {"run": OTHER_RUN}, {"nonce": "0" * 32}],
 )
 def test_changing_any_claim_breaks_the_signature(
     signer: ReviewLinkSigner, changes: dict[str, object]
 ) -> None:
     token = signer.issue(run_id=RUN, reviewer="alice@example.com", now=NOW)
+    assert signer.verify(_forge(token), run_id=RUN, now=NOW).reviewer == "alice@example.com"
     forged = _forge(token, **changes)
     with pytest.raises(InvalidTokenError, match="invalid"):
         signer.verify(forged, run_id=str(changes.get("run", RUN)), now=NOW)
+
+
+def test_moving_the_signing_time_breaks_the_signature(signer: ReviewLinkSigner) -> None:
+    token = signer.issue(run_id=RUN, reviewer="alice@example.com", now=NOW)
+    later = signer.issue(run_id=RUN, reviewer="alice@example.com", now=NOW + timedelta(days=30))
+    body, _, signature = token.rsplit(".", 2)
+    extended = f"{body}.{later.rsplit('.', 2)[1]}.{signature}"
+    with pytest.raises(InvalidTokenError, match="invalid"):
+        signer.verify(extended, run_id=RUN, now=NOW + timedelta(days=30))
 
 
 def test_flipped_signature_character_is_refused(signer: ReviewLinkSigner) -> None:
@@ -102,7 +120,7 @@ def test_malformed_tokens_are_refused_not_crashing(signer: ReviewLinkSigner, gar
 
 
 def test_validly_signed_payload_missing_claims_is_refused(signer: ReviewLinkSigner) -> None:
-    raw = Signer(SECRET, purpose="review-link").sign({"run": RUN})
+    raw = timed_serializer(signing_keys(SECRET), salt=REVIEW_SALT, now=NOW).dumps({"run": RUN})
     with pytest.raises(InvalidTokenError, match="invalid"):
         signer.verify(raw, run_id=RUN, now=NOW)
 
@@ -128,6 +146,101 @@ def test_session_cookie_expires(signer: ReviewLinkSigner) -> None:
 def test_short_secrets_are_rejected() -> None:
     with pytest.raises(ValueError):
         ReviewLinkSigner(b"short", ttl=timedelta(hours=1))
+    with pytest.raises(ValueError):
+        ReviewLinkSigner([b"short", SECRET], ttl=timedelta(hours=1))
+    with pytest.raises(ValueError):
+        SessionSigner(b"short")
+
+
+# Rotation: sign with the newest secret, verify with any configured one
+
+
+def test_link_signed_with_a_previous_secret_verifies_after_rotation() -> None:
+    before = ReviewLinkSigner(OLD_SECRET, ttl=timedelta(hours=72))
+    after = ReviewLinkSigner([OLD_SECRET, SECRET], ttl=timedelta(hours=72))
+    sent_before = before.issue(run_id=RUN, reviewer="alice@example.com", now=NOW)
+    claims = after.verify(sent_before, run_id=RUN, now=NOW + timedelta(hours=1))
+    assert (claims.run_id, claims.reviewer) == (RUN, "alice@example.com")
+    # New links are signed with the new secret only: they fail where it is unknown.
+    sent_after = after.issue(run_id=RUN, reviewer="alice@example.com", now=NOW)
+    with pytest.raises(InvalidTokenError, match="invalid"):
+        before.verify(sent_after, run_id=RUN, now=NOW)
+    # Dropping the old secret ends the links it signed.
+    with pytest.raises(InvalidTokenError, match="invalid"):
+        ReviewLinkSigner(SECRET, ttl=timedelta(hours=72)).verify(sent_before, run_id=RUN, now=NOW)
+
+
+def test_link_signed_with_an_unknown_secret_is_refused_after_rotation() -> None:
+    after = ReviewLinkSigner([OLD_SECRET, SECRET], ttl=timedelta(hours=72))
+    stranger = ReviewLinkSigner(b"a-secret-this-server-never-had!!", ttl=timedelta(hours=72))
+    token = stranger.issue(run_id=RUN, reviewer="alice@example.com", now=NOW)
+    with pytest.raises(InvalidTokenError, match="invalid") as caught:
+        after.verify(token, run_id=RUN, now=NOW)
+    assert caught.value.status_code == 403
+
+
+def test_link_signed_with_a_previous_secret_still_expires() -> None:
+    before = ReviewLinkSigner(OLD_SECRET, ttl=timedelta(hours=72))
+    after = ReviewLinkSigner([OLD_SECRET, SECRET], ttl=timedelta(hours=72))
+    token = before.issue(run_id=RUN, reviewer="alice@example.com", now=NOW)
+    with pytest.raises(InvalidTokenError, match="expired"):
+        after.verify(token, run_id=RUN, now=NOW + timedelta(hours=73))
+
+
+def test_session_and_csrf_survive_a_rotation_and_refuse_unknown_secrets() -> None:
+    before = SessionSigner(OLD_SECRET)
+    after = SessionSigner([OLD_SECRET, SECRET])
+    cookie = before.issue(Reviewer(name="alice", email=None, key_id=7), now=NOW)
+    assert after.key_id(cookie, now=NOW + timedelta(hours=1)) == 7
+    assert after.check_csrf(cookie, before.csrf(cookie))
+    stranger = SessionSigner(b"a-secret-this-server-never-had!!")
+    forged = stranger.issue(Reviewer(name="mallory", email=None, key_id=7), now=NOW)
+    assert after.key_id(forged, now=NOW) is None
+    assert not after.check_csrf(cookie, stranger.csrf(cookie))
+
+
+def test_csrf_token_belongs_to_one_session() -> None:
+    sessions = SessionSigner(SECRET)
+    alice = sessions.issue(Reviewer(name="alice", email=None, key_id=7), now=NOW)
+    bob = sessions.issue(Reviewer(name="bob", email=None, key_id=8), now=NOW)
+    assert sessions.check_csrf(alice, sessions.csrf(alice))
+    assert not sessions.check_csrf(alice, sessions.csrf(bob))
+    assert not sessions.check_csrf(alice, "")
+    assert not sessions.check_csrf(alice, "é")
+
+
+def settings(**values: Any) -> Settings:
+    return Settings(_env_file=None, **values)
+
+
+def test_previous_secrets_come_before_the_current_one() -> None:
+    keys = review_link_secrets(
+        settings(
+            review_link_secret=SECRET.decode(),
+            review_link_previous_secrets=f" {OLD_SECRET.decode()} , ,second-old-secret-0123456",
+        )
+    )
+    assert keys == [OLD_SECRET, b"second-old-secret-0123456", SECRET]
+    assert review_link_secrets(settings()) is None
+    shown = settings(review_link_previous_secrets=OLD_SECRET.decode())
+    assert isinstance(shown.review_link_previous_secrets, SecretStr)
+    assert OLD_SECRET.decode() not in repr(shown)
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        ({"review_link_previous_secrets": OLD_SECRET.decode()}, "without REVIEW_LINK_SECRET"),
+        ({"review_link_secret": "short"}, "at least 16"),
+        (
+            {"review_link_secret": SECRET.decode(), "review_link_previous_secrets": "short"},
+            "at least 16",
+        ),
+    ],
+)
+def test_unusable_link_secrets_fail_at_start_up(values: dict[str, str], message: str) -> None:
+    with pytest.raises(ConfigurationError, match=message):
+        review_link_secrets(settings(**values))
 
 
 def test_review_link_token_is_masked_in_logs(signer: ReviewLinkSigner) -> None:
