@@ -82,7 +82,8 @@ class RunDriver:
             outcome = await self._step(run)
             if outcome is not None and outcome.retryable:
                 await self._schedule_retry(run, outcome)
-            elif outcome is not None:
+            elif outcome is not None and (run.get("attempts") or run.get("next_attempt_at")):
+                # It moved on after earlier failures: the count starts again.
                 await self.store.schedule_attempt(
                     run_id, attempts=0, at=None, status=outcome.status
                 )

@@ -62,26 +62,33 @@ class DisputeIntake:
                 continue
             messages = response.get("Messages", [])
             if messages:
-                await asyncio.gather(*(self.handle(message) for message in messages))
+                await self.handle_batch(messages)
 
-    async def handle(self, message: dict[str, Any]) -> None:
-        """Record one message and delete it when it was recorded."""
-        try:
-            delete = await self.process_message(message)
-        except Exception:  # the process boundary: the message is received again later
-            log.exception(
-                "message %s not recorded; it will be redelivered", message.get("MessageId")
-            )
+    async def handle_batch(self, messages: list[dict[str, Any]]) -> None:
+        """Record a batch of messages, then delete the recorded ones in one call."""
+        recorded = await asyncio.gather(*(self.handle(message) for message in messages))
+        done = [message for message, ok in zip(messages, recorded, strict=True) if ok]
+        if not done:
             return
-        if delete:
-            try:
-                await asyncio.to_thread(
-                    self.queue.client.delete_message,
-                    QueueUrl=self.queue.url,
-                    ReceiptHandle=message["ReceiptHandle"],
-                )
-            except Exception:  # redelivered later, then found recorded: nothing is lost
-                log.exception("deleting message %s failed", message.get("MessageId"))
+        try:
+            await asyncio.to_thread(
+                self.queue.client.delete_message_batch,
+                QueueUrl=self.queue.url,
+                Entries=[
+                    {"Id": str(i), "ReceiptHandle": message["ReceiptHandle"]}
+                    for i, message in enumerate(done)
+                ],
+            )
+        except Exception:  # redelivered later, then found recorded: nothing is lost
+            log.exception("deleting %d recorded message(s) failed", len(done))
+
+    async def handle(self, message: dict[str, Any]) -> bool:
+        """Record one message; True when it may be deleted from the queue."""
+        try:
+            return await self.process_message(message)
+        except Exception:  # the process boundary: the message is received again later
+            log.exception("message %s not recorded; redelivered later", message.get("MessageId"))
+            return False
 
     async def process_message(self, message: dict[str, Any]) -> bool:
         """Record one message; True when it may be deleted from the queue."""

@@ -132,9 +132,10 @@ class WorkflowRunner:
     ) -> RunOutcome:
         config = self._config(run_id)
         with bind_run_id(run_id):
-            await self.store.update_run(run_id, status="running")
             step: str | None = None
             update: dict[str, Any] = {}
+            values: dict[str, Any] | None = None
+            awaiting: int | None = None
             try:
                 async for mode, chunk in self.graph.astream(
                     graph_input,
@@ -148,10 +149,12 @@ class WorkflowRunner:
                         # One step finished; its full state follows as the next "values".
                         step, update = next(iter(data.items()))
                         if step == "__interrupt__":
+                            awaiting = _round_of(update)
                             step = None
                         continue
                     if step is None:
                         continue  # the input state, or the state at an interrupt
+                    values = data
                     await self._record_step(run_id, step, update or {}, data)
                     if on_step is not None:
                         on_step(step, update or {})
@@ -168,27 +171,50 @@ class WorkflowRunner:
                 # dispatch.py) decides when the next attempt is due.
                 await self.store.record_retryable_failure(run_id, step=exc.step, error=error)
                 return RunOutcome(run_id, "running", exc.step, retryable=True, error=error)
-            return await self.settle(run_id)
+            if values is None:  # nothing ran (a resume that only paused again)
+                return await self.settle(run_id)
+            # The stream carried the state the checkpoint holds: no need to read it back.
+            return await self._settle_to(run_id, values, awaiting=awaiting, pending_steps=False)
 
     async def _record_step(
         self, run_id: str, step: str, update: dict[str, Any], values: dict[str, Any]
     ) -> None:
         detail = {k: v for k, v in update.items() if k in ("status", "validation", "error")}
+        columns = self._columns(values, step)
+        # Only what this step changed: the large JSON columns are not re-sent every step.
+        changed = {"current_step", *_columns_changed_by(update)}
         await self.store.record_step(
-            run_id, step=step, detail=detail, **self._columns(values, step)
+            run_id,
+            step=step,
+            detail=detail,
+            status="running",
+            **{name: value for name, value in columns.items() if name in changed},
         )
         log.info("step %s done", step)
 
     async def settle(self, run_id: str) -> RunOutcome:
         """Bring the run's row in line with its last checkpoint, and say where it rests."""
         snapshot = await self.snapshot(run_id)
-        values = dict(snapshot.values)
-        awaiting = awaiting_round(snapshot)
+        return await self._settle_to(
+            run_id,
+            dict(snapshot.values),
+            awaiting=awaiting_round(snapshot),
+            pending_steps=bool(snapshot.next),
+        )
+
+    async def _settle_to(
+        self,
+        run_id: str,
+        values: dict[str, Any],
+        *,
+        awaiting: int | None,
+        pending_steps: bool,
+    ) -> RunOutcome:
         status: str
         step: str | None
         if awaiting is not None:
             status, step = "pending", "wait_human_review"
-        elif snapshot.next:
+        elif pending_steps:
             # Stopped between steps without an interrupt: only a crash does that; keep running.
             status, step = "running", values.get("current_step")
         else:
@@ -246,8 +272,34 @@ class WorkflowRunner:
 
 def awaiting_round(snapshot: StateSnapshot) -> int | None:
     """The review round a checkpoint is paused at, or None."""
-    for interrupt in snapshot.interrupts:
-        value = interrupt.value
+    return _round_of(snapshot.interrupts)
+
+
+def _round_of(interrupts: Any) -> int | None:
+    for interrupt in interrupts or ():
+        value = getattr(interrupt, "value", None)
         if isinstance(value, dict) and "round" in value:
             return int(value["round"])
     return None
+
+
+# The row's columns each state key feeds (see WorkflowRunner._columns).
+_COLUMNS_OF_KEY = {
+    "customer_id": ("customer_id",),
+    "crm_data": ("crm_data",),
+    "billing_data": ("billing_data",),
+    "payment_data": ("payment_data",),
+    "proposal": ("resolution_proposal",),
+    "retrieved": ("resolution_proposal",),
+    "validation": ("human_review_data",),
+    "review": ("human_review_data",),
+    "decisions": ("human_review_data",),
+    "final_resolution": ("final_resolution",),
+    "error": ("final_resolution",),
+    "execution": ("final_resolution",),
+    "costs": ("llm_cost", "total_cost", "cost_breakdown"),
+}
+
+
+def _columns_changed_by(update: dict[str, Any]) -> set[str]:
+    return {column for key in update for column in _COLUMNS_OF_KEY.get(key, ())}

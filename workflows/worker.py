@@ -50,20 +50,7 @@ class DisputeWorker:
     async def run(self, stop: asyncio.Event) -> None:
         """Consume events, drive runs and maintain until `stop` is set; runs in progress
         finish their current step first."""
-        app = self.driver.jobs.app
-        jobs = asyncio.create_task(
-            app.run_worker_async(
-                queues=["runs"],
-                concurrency=self.settings.concurrency,
-                wait=True,
-                install_signal_handlers=False,
-                update_heartbeat_interval=self.settings.heartbeat_seconds,
-                stalled_worker_timeout=self.settings.stalled_worker_seconds,
-                listen_notify=True,
-                fetch_job_polling_interval=self.settings.poll_seconds,
-            ),
-            name="jobs",
-        )
+        jobs = asyncio.create_task(self._run_jobs(stop), name="jobs")
         loops = [
             asyncio.create_task(
                 maintenance_loop(self.driver, self.settings.maintenance, stop, prune=self.prune),
@@ -72,7 +59,6 @@ class DisputeWorker:
         ]
         if self.intake is not None:
             loops.append(asyncio.create_task(self.intake.run(stop), name="intake"))
-        await self.driver.reconcile()
         await stop.wait()
         for task in loops:
             task.cancel()
@@ -80,6 +66,31 @@ class DisputeWorker:
         jobs.cancel()  # Procrastinate finishes the jobs in progress, then returns
         with contextlib.suppress(asyncio.CancelledError):
             await jobs
+
+    async def _run_jobs(self, stop: asyncio.Event) -> None:
+        """Run the Procrastinate worker, and start it again whenever it stops on its own:
+        it gives up when its connection to PostgreSQL is lost (a restart, a failover)."""
+        app = self.driver.jobs.app
+        while not stop.is_set():
+            try:
+                await app.run_worker_async(
+                    queues=["runs"],
+                    concurrency=self.settings.concurrency,
+                    wait=True,
+                    install_signal_handlers=False,
+                    update_heartbeat_interval=self.settings.heartbeat_seconds,
+                    stalled_worker_timeout=self.settings.stalled_worker_seconds,
+                    listen_notify=True,
+                    fetch_job_polling_interval=self.settings.poll_seconds,
+                )
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # the process boundary: the jobs are in PostgreSQL, not lost
+                log.exception("the job worker stopped; starting it again in 2 s")
+            else:
+                log.warning("the job worker stopped; starting it again in 2 s")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=2.0)
 
 
 __all__ = ["DisputeWorker", "WorkerSettings"]

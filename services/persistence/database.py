@@ -56,7 +56,10 @@ def open_database(url: str | None, data_dir: Path) -> Database:
 
 
 def create_engine(database: Database, **kwargs: Any) -> AsyncEngine:
-    return create_async_engine(database.sqlalchemy_url, pool_pre_ping=True, **kwargs)
+    """An async engine. No pre-ping (a round trip per checkout): a connection that died
+    with a PostgreSQL restart fails its statement, is discarded by the pool, and the step
+    is retried (database errors are retryable at a node boundary)."""
+    return create_async_engine(database.sqlalchemy_url, **kwargs)
 
 
 def alembic_config(url: str) -> Any:

@@ -84,6 +84,9 @@ class WorkflowStore:
     def __init__(self, engine: AsyncEngine, *, jobs: RunJobs | None = None) -> None:
         self.engine = engine
         self.jobs = jobs
+        # Single statements run in autocommit: no BEGIN/COMMIT/ROLLBACK round trips around
+        # them (a statement is atomic on its own). Several statements use engine.begin().
+        self._auto = engine.execution_options(isolation_level="AUTOCOMMIT")
 
     # Runs
 
@@ -181,21 +184,27 @@ class WorkflowStore:
     ) -> None:
         """Mirror a finished step into the run's row, with its audit line, in one transaction."""
         self._check_columns(columns)
-        async with self.engine.begin() as conn:
-            await conn.execute(
-                update(workflow_states)
-                .where(workflow_states.c.run_id == run_id)
-                .values(**columns, updated_at=func.now())
+        audit = (
+            audit_events.insert()
+            .values(
+                run_id=run_id,
+                step=step,
+                actor="system",
+                event="step_completed",
+                detail=json.loads(json.dumps(detail, default=str)),
             )
-            await conn.execute(
-                audit_events.insert().values(
-                    run_id=run_id,
-                    step=step,
-                    actor="system",
-                    event="step_completed",
-                    detail=json.loads(json.dumps(detail, default=str)),
-                )
-            )
+            .returning(audit_events.c.id)
+            .cte("step_audit")
+        )
+        # One statement (a data-modifying CTE): the row and its audit line, atomically.
+        statement = (
+            update(workflow_states)
+            .where(workflow_states.c.run_id == run_id)
+            .values(**columns, updated_at=func.now())
+            .add_cte(audit)
+        )
+        async with self._auto.connect() as conn:
+            await conn.execute(statement)
 
     async def record_retryable_failure(
         self, run_id: str, *, step: str, error: dict[str, Any]
@@ -221,7 +230,7 @@ class WorkflowStore:
         self, run_id: str, *, attempts: int, at: datetime | None, status: str = "running"
     ) -> None:
         """Record the attempts made and when the next is due (None: no further attempt)."""
-        async with self.engine.begin() as conn:
+        async with self._auto.connect() as conn:
             await conn.execute(
                 update(workflow_states)
                 .where(workflow_states.c.run_id == run_id)
@@ -246,7 +255,7 @@ class WorkflowStore:
             LIMIT :limit
             """
         )
-        async with self.engine.connect() as conn:
+        async with self._auto.connect() as conn:
             rows = (await conn.execute(query, {"limit": limit})).all()
         return [(row.run_id, row.next_attempt_at) for row in rows]
 
@@ -262,7 +271,7 @@ class WorkflowStore:
             LIMIT :limit
             """
         )
-        async with self.engine.connect() as conn:
+        async with self._auto.connect() as conn:
             return [
                 str(r)
                 for r in (await conn.execute(query, {"cutoff": cutoff, "limit": limit})).scalars()
@@ -276,7 +285,7 @@ class WorkflowStore:
 
     async def update_run(self, run_id: str, **values: Any) -> None:
         self._check_columns(values)
-        async with self.engine.begin() as conn:
+        async with self._auto.connect() as conn:
             await conn.execute(
                 update(workflow_states)
                 .where(workflow_states.c.run_id == run_id)
@@ -284,7 +293,7 @@ class WorkflowStore:
             )
 
     async def get_run(self, run_id: str) -> dict[str, Any] | None:
-        async with self.engine.connect() as conn:
+        async with self._auto.connect() as conn:
             row = (
                 await conn.execute(
                     select(workflow_states).where(workflow_states.c.run_id == run_id)
@@ -293,7 +302,7 @@ class WorkflowStore:
         return _row(row) if row is not None else None
 
     async def runs_for_case(self, case_id: str) -> list[dict[str, Any]]:
-        async with self.engine.connect() as conn:
+        async with self._auto.connect() as conn:
             rows = await conn.execute(
                 select(workflow_states)
                 .where(workflow_states.c.case_id == case_id)
@@ -308,7 +317,7 @@ class WorkflowStore:
         )
         if exclude is not None:
             query = query.where(workflow_states.c.run_id != exclude)
-        async with self.engine.connect() as conn:
+        async with self._auto.connect() as conn:
             return (await conn.execute(query.limit(1))).scalar()
 
     async def list_runs(
@@ -317,7 +326,7 @@ class WorkflowStore:
         query = select(workflow_states).order_by(workflow_states.c.created_at.desc()).limit(limit)
         if status is not None:
             query = query.where(workflow_states.c.status == status)
-        async with self.engine.connect() as conn:
+        async with self._auto.connect() as conn:
             return [_row(r) for r in await conn.execute(query)]
 
     async def case_costs(self, case_id: str) -> list[dict[str, Any]]:
@@ -333,7 +342,7 @@ class WorkflowStore:
             .where(workflow_states.c.case_id == case_id)
             .order_by(workflow_states.c.created_at)
         )
-        async with self.engine.connect() as conn:
+        async with self._auto.connect() as conn:
             return [_row(r) for r in await conn.execute(query)]
 
     @asynccontextmanager
@@ -343,7 +352,7 @@ class WorkflowStore:
         The lock lives on its own connection: if the process dies, PostgreSQL drops the
         connection and the lock with it, so another worker can take the run over at once.
         """
-        async with self.engine.connect() as conn:
+        async with self._auto.connect() as conn:
             key = text("SELECT pg_try_advisory_lock(hashtextextended(:run_id, 0))")
             locked = (await conn.execute(key, {"run_id": run_id})).scalar()
             await conn.commit()
@@ -370,7 +379,7 @@ class WorkflowStore:
         event: str,
         detail: dict[str, Any] | None = None,
     ) -> None:
-        async with self.engine.begin() as conn:
+        async with self._auto.connect() as conn:
             await conn.execute(
                 audit_events.insert().values(
                     run_id=run_id,
@@ -383,7 +392,7 @@ class WorkflowStore:
             )
 
     async def audit_trail(self, run_id: str) -> list[dict[str, Any]]:
-        async with self.engine.connect() as conn:
+        async with self._auto.connect() as conn:
             rows = await conn.execute(
                 select(audit_events)
                 .where(audit_events.c.run_id == run_id)
@@ -422,12 +431,12 @@ class WorkflowStore:
                 index_where=processed_messages.c.event_id.is_(None),
                 set_={"receives": processed_messages.c.receives + 1},
             )
-        async with self.engine.begin() as conn:
+        async with self._auto.connect() as conn:
             result = await conn.execute(statement.returning(processed_messages.c.id))
             return result.scalar() is not None
 
     async def message_for_event(self, event_id: str) -> dict[str, Any] | None:
-        async with self.engine.connect() as conn:
+        async with self._auto.connect() as conn:
             row = (
                 await conn.execute(
                     select(processed_messages).where(processed_messages.c.event_id == event_id)
@@ -439,7 +448,7 @@ class WorkflowStore:
         query = select(processed_messages).order_by(processed_messages.c.id)
         if outcome is not None:
             query = query.where(processed_messages.c.outcome == outcome)
-        async with self.engine.connect() as conn:
+        async with self._auto.connect() as conn:
             return [_row(r) for r in await conn.execute(query)]
 
     # Review decisions
@@ -494,7 +503,7 @@ class WorkflowStore:
         return int(decision_id)
 
     async def decisions_for_run(self, run_id: str) -> list[dict[str, Any]]:
-        async with self.engine.connect() as conn:
+        async with self._auto.connect() as conn:
             rows = await conn.execute(
                 select(review_decisions)
                 .where(review_decisions.c.run_id == run_id)
@@ -510,7 +519,7 @@ class WorkflowStore:
         )
         if run_id is not None:
             query = query.where(review_decisions.c.run_id == run_id)
-        async with self.engine.connect() as conn:
+        async with self._auto.connect() as conn:
             rows = (await conn.execute(query)).all()
         return [
             StoredDecision(
@@ -531,7 +540,7 @@ class WorkflowStore:
         ]
 
     async def mark_decision_applied(self, decision_id: int) -> None:
-        async with self.engine.begin() as conn:
+        async with self._auto.connect() as conn:
             await conn.execute(
                 update(review_decisions)
                 .where(review_decisions.c.id == decision_id)
