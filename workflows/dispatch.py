@@ -108,7 +108,9 @@ class RunDriver:
             if not outcome.retryable:
                 await self.store.mark_decision_applied(decision.id)
             return outcome
-        if snapshot.next:
+        if snapshot.next or snapshot.tasks:
+            # Steps left to run. `tasks` too: a step whose writes were saved but whose next
+            # checkpoint was not (the database went away between the two) is not in `next`.
             return await self.runner.continue_run(run_id)
         return await self.runner.settle(run_id)
 

@@ -199,7 +199,7 @@ class WorkflowRunner:
             run_id,
             dict(snapshot.values),
             awaiting=awaiting_round(snapshot),
-            pending_steps=bool(snapshot.next),
+            pending_steps=bool(snapshot.next or snapshot.tasks),
         )
 
     async def _settle_to(

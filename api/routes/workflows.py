@@ -1,4 +1,5 @@
-"""GET /workflow/{run_id}/status: where a run is, what was decided and by whom."""
+"""GET /workflow/{run_id}/status: where a run is, what was decided and by whom; and the
+operator's controls: retry a failed or parked run, cancel one that is not executing."""
 
 from __future__ import annotations
 
@@ -6,10 +7,12 @@ import uuid
 from typing import Any
 
 from fastapi import APIRouter, Depends
+from pydantic import BaseModel, ConfigDict, Field
 
-from api.auth import require_api_reviewer
+from api.auth import ApiReviewer, require_api_reviewer
 from api.deps import Services
-from services.errors import NotFoundError
+from services.errors import NotFoundError, PaymentsAgentError
+from workflows.controls import cancel_run, retry_run
 
 router = APIRouter(
     prefix="/workflow", tags=["workflow"], dependencies=[Depends(require_api_reviewer)]
@@ -62,6 +65,9 @@ async def run_status(run_id: str, services: Services) -> dict[str, Any]:
         "customer_id": run["customer_id"],
         "status": run["status"],
         "current_step": run["current_step"],
+        "attempts": run["attempts"],
+        "next_attempt_at": _iso(run["next_attempt_at"]),
+        "last_error": run["last_error"],
         "validation": review.get("validation"),
         "proposal": run["resolution_proposal"],
         "review": {
@@ -99,3 +105,35 @@ async def run_status(run_id: str, services: Services) -> dict[str, Any]:
         "updated_at": _iso(run["updated_at"]),
         "completed_at": _iso(run["completed_at"]),
     }
+
+
+class ControlRequest(BaseModel):
+    """Why the operator acts; recorded in the audit with who did it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    reason: str = Field(min_length=1, max_length=500)
+
+
+@router.post("/{run_id}/retry")
+async def retry(
+    run_id: str, body: ControlRequest, services: Services, reviewer: ApiReviewer
+) -> dict[str, Any]:
+    """Give a `failed` or `needs_attention` run back to the workers, from its checkpoint."""
+    run_id = parse_run_id(run_id)
+    if services.store.jobs is None:
+        raise PaymentsAgentError("run jobs are not configured in this process")
+    await retry_run(
+        services.store, services.store.jobs, run_id=run_id, actor=reviewer.name, reason=body.reason
+    )
+    return {"run_id": run_id, "status": "running"}
+
+
+@router.post("/{run_id}/cancel")
+async def cancel(
+    run_id: str, body: ControlRequest, services: Services, reviewer: ApiReviewer
+) -> dict[str, Any]:
+    """End a run that is not executing its resolution; nothing further runs."""
+    run_id = parse_run_id(run_id)
+    await cancel_run(services.store, run_id=run_id, actor=reviewer.name, reason=body.reason)
+    return {"run_id": run_id, "status": "cancelled"}

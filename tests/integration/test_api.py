@@ -194,3 +194,46 @@ async def test_case_costs_sum_every_run_of_the_case(
     assert [item["run_id"] for item in case["items"]] == [first.run_id, second.run_id]
     assert case["llm_cost_usd"] == "0.000054"
     assert case["input_tokens"] == 200 and case["output_tokens"] == 40
+
+
+async def test_an_operator_retries_a_parked_run_and_cancels_a_pending_one(
+    api: httpx.AsyncClient, harness: Harness
+) -> None:
+    parked = await harness.runner.start(case_id="500A")
+    await harness.store.schedule_attempt(
+        parked.run_id, attempts=8, at=None, status="needs_attention"
+    )
+    status = (await api.get(f"/workflow/{parked.run_id}/status")).json()
+    assert (status["status"], status["attempts"]) == ("needs_attention", 8)
+
+    assert (await api.post(f"/workflow/{parked.run_id}/retry", json={})).status_code == 422
+    unauthorised = await api.post(
+        f"/workflow/{parked.run_id}/retry", json={"reason": "x"}, headers={"Authorization": ""}
+    )
+    assert unauthorised.status_code == 401
+    retried = await api.post(f"/workflow/{parked.run_id}/retry", json={"reason": "CRM is back"})
+    assert retried.status_code == 200
+    row = await harness.store.get_run(parked.run_id)
+    assert row is not None and (row["status"], row["attempts"]) == ("running", 0)
+    assert await harness.store.runs_owed_a_driver() == []  # it has a job: a worker takes it
+    again = await api.post(f"/workflow/{parked.run_id}/retry", json={"reason": "twice"})
+    assert again.status_code == 409
+    [event] = [
+        e for e in await harness.store.audit_trail(parked.run_id) if e["event"] == "run_retried"
+    ]
+    assert (event["actor"], event["detail"]["reason"]) == ("alice", "CRM is back")
+
+    # The retried run settles back to pending; then an operator cancels it.
+    assert (await harness.driver.advance(parked.run_id)).status == "pending"  # type: ignore[union-attr]
+    cancelled = await api.post(f"/workflow/{parked.run_id}/cancel", json={"reason": "duplicate"})
+    assert cancelled.status_code == 200
+    decided = await api.post("/human-review/decision", json=body(parked.run_id))
+    assert decided.status_code == 409
+    assert (
+        await api.post(f"/workflow/{parked.run_id}/cancel", json={"reason": "x"})
+    ).status_code == 409
+    missing = await api.post(
+        "/workflow/00000000-0000-0000-0000-000000000000/retry", json={"reason": "x"}
+    )
+    assert missing.status_code == 404
+    assert harness.payments.refunds == {}

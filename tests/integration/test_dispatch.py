@@ -6,6 +6,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import psycopg
+import pytest
 from sqlalchemy import text
 
 from models.domain import ReviewDecision
@@ -185,3 +187,32 @@ async def test_checkpoints_of_old_final_runs_are_pruned_and_the_record_kept(
         "rejected"
     ]
     assert await harness.store.audit_trail(old.run_id)
+
+
+async def test_a_run_whose_checkpoint_write_failed_is_continued(harness: Harness) -> None:
+    """The database goes away after a step's writes were saved and before the checkpoint
+    after it: the driver continues the run from there, not settles it as finished."""
+    saver = harness.runner.graph.checkpointer
+    assert saver is not None
+    real_aput = saver.aput
+    puts = 0
+
+    async def failing_aput(*args: Any, **kwargs: Any) -> Any:
+        nonlocal puts
+        puts += 1
+        if puts == 4:
+            raise psycopg.OperationalError("server closed the connection unexpectedly")
+        return await real_aput(*args, **kwargs)
+
+    saver.aput = failing_aput  # type: ignore[method-assign]
+    run_id = await new_run(harness)
+    with pytest.raises(psycopg.OperationalError):
+        await harness.driver.advance(run_id)
+    saver.aput = real_aput  # type: ignore[method-assign]
+    snapshot = await harness.runner.snapshot(run_id)
+    assert snapshot.tasks and not snapshot.next  # the state the driver must not mistake
+
+    assert await harness.driver.reconcile() == 1  # the failed job left it without a driver
+    outcome = await harness.driver.advance(run_id)
+    assert outcome is not None and outcome.status == "pending"
+    assert len(harness.notifier.sent) == 1
