@@ -8,13 +8,66 @@ import socket
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
+from moto.server import ThreadedMotoServer
+from psycopg.rows import dict_row
+
+from services.queue import ensure_queue, sqs_client
+from services.sandbox.data import load_dataset
+from tests.fakes.vendor_servers import VendorServers, vendor_servers
 
 ROOT = Path(__file__).resolve().parents[2]
+# Seconds a received message stays invisible: the least the worker accepts.
+VISIBILITY_TIMEOUT = 10
+
+
+@contextmanager
+def running_sqs(*, max_receive_count: int, visibility: int) -> Iterator[tuple[Any, str, str]]:
+    """moto's SQS server on loopback with a fresh queue: (client, queue URL, endpoint)."""
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    try:
+        host, port = server.get_host_and_port()
+        endpoint = f"http://{host}:{port}"
+        client = sqs_client(region="us-east-1", endpoint_url=endpoint, embedded=True)
+        url = ensure_queue(
+            client,
+            name=f"disputes-{uuid.uuid4().hex[:8]}",
+            max_receive_count=max_receive_count,
+            visibility=visibility,
+        )
+        yield client, url, endpoint
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def sqs() -> Iterator[tuple[Any, str, str]]:
+    """A fresh queue (5 receives, then the DLQ) on its own SQS server."""
+    with running_sqs(max_receive_count=5, visibility=VISIBILITY_TIMEOUT) as queue:
+        yield queue
+
+
+@pytest.fixture
+def servers() -> Iterator[VendorServers]:
+    """Salesforce, Zuora and Stripe stand-ins holding the sandbox dataset."""
+    # Whole seconds: what Stripe's `created` and Salesforce's CreatedDate can hold.
+    with vendor_servers(load_dataset(datetime.now(UTC).replace(microsecond=0))) as running:
+        yield running
+
+
+def query(url: str, sql: str, *params: Any) -> list[dict[str, Any]]:
+    """Rows of `sql` on the database at `url`, as dicts."""
+    with psycopg.connect(url, row_factory=dict_row, connect_timeout=5) as conn:
+        return conn.execute(sql, params).fetchall()
 
 
 def free_port() -> int:

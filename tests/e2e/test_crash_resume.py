@@ -16,34 +16,17 @@ from collections.abc import Iterator
 from typing import Any
 
 import httpx
-import psycopg
 import pytest
-from moto.server import ThreadedMotoServer
-from psycopg.rows import dict_row
 
-from services.queue import ensure_queue, sqs_client
-from tests.e2e.conftest import ROOT, Processes, free_port, wait_for
+from tests.e2e.conftest import ROOT, Processes, free_port, query, running_sqs, wait_for
 
 CASE_ID = "500Dn0000IoYa3aIQC"  # sandbox: cancellation not processed, $99.00, valid
 
 
 @pytest.fixture
 def sqs() -> Iterator[tuple[Any, str, str]]:
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    endpoint = f"http://{host}:{port}"
-    client = sqs_client(region="us-east-1", endpoint_url=endpoint, embedded=True)
-    url = ensure_queue(
-        client, name=f"disputes-{uuid.uuid4().hex[:8]}", max_receive_count=3, visibility=30
-    )
-    yield client, url, endpoint
-    server.stop()
-
-
-def query(url: str, sql: str, *params: Any) -> list[dict[str, Any]]:
-    with psycopg.connect(url, row_factory=dict_row) as conn:
-        return conn.execute(sql, params).fetchall()
+    with running_sqs(max_receive_count=3, visibility=30) as queue:
+        yield queue
 
 
 @pytest.mark.slow

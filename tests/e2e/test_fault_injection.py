@@ -33,24 +33,17 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
 import httpx
 import psycopg
 import pytest
-from moto.server import ThreadedMotoServer
-from psycopg.rows import dict_row
 
-from services.queue import ensure_queue, sqs_client
-from services.sandbox.data import load_dataset
-from tests.e2e.conftest import ROOT, Processes, free_port, wait_for
-from tests.fakes.vendor_servers import VendorServers, vendor_servers
+from tests.e2e.conftest import ROOT, VISIBILITY_TIMEOUT, Processes, free_port, query, wait_for
+from tests.fakes.vendor_servers import VendorServers
 
-VISIBILITY_TIMEOUT = 10  # seconds; the least the worker accepts
 SETTLE_TIMEOUT = 90  # seconds for a new worker to settle every run
 REVIEWERS = ("alice", "bob")  # round 1 and round 2 of a dual-control review
 
@@ -87,35 +80,6 @@ AT_STEP = (
     Dispute("L", "00001050", "store_results", "refund", "60.00"),
 )
 DISPUTES = [*PARKED.values(), *AT_STEP]
-
-
-@pytest.fixture
-def sqs() -> Iterator[tuple[Any, str, str]]:
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    endpoint = f"http://{host}:{port}"
-    client = sqs_client(region="us-east-1", endpoint_url=endpoint, embedded=True)
-    url = ensure_queue(
-        client,
-        name=f"disputes-{uuid.uuid4().hex[:8]}",
-        max_receive_count=5,
-        visibility=VISIBILITY_TIMEOUT,
-    )
-    yield client, url, endpoint
-    server.stop()
-
-
-@pytest.fixture
-def servers() -> Iterator[VendorServers]:
-    # Whole seconds: what Stripe's `created` and Salesforce's CreatedDate can hold.
-    with vendor_servers(load_dataset(datetime.now(UTC).replace(microsecond=0))) as running:
-        yield running
-
-
-def query(url: str, sql: str, *params: Any) -> list[dict[str, Any]]:
-    with psycopg.connect(url, row_factory=dict_row) as conn:
-        return conn.execute(sql, params).fetchall()
 
 
 def run_of(url: str, case_id: str) -> dict[str, Any] | None:

@@ -21,12 +21,9 @@ from typing import Any
 
 import psycopg
 import pytest
-from moto.server import ThreadedMotoServer
-from psycopg.rows import dict_row
 
-from services.queue import ensure_queue, sqs_client
 from services.sandbox.data import load_dataset
-from tests.e2e.conftest import Processes, wait_for
+from tests.e2e.conftest import Processes, query, running_sqs, wait_for
 
 SETTLED = ("pending", "completed", "rejected")
 
@@ -60,11 +57,6 @@ def restart(server: Any, *, down_seconds: float) -> None:
     assert query(url, "SELECT pg_postmaster_start_time() AS at")[0]["at"] > started
 
 
-def query(url: str, sql: str, *params: Any) -> list[dict[str, Any]]:
-    with psycopg.connect(url, row_factory=dict_row, connect_timeout=5) as conn:
-        return conn.execute(sql, params).fetchall()
-
-
 def try_query(url: str, sql: str) -> list[dict[str, Any]]:
     try:
         return query(url, sql)
@@ -77,13 +69,7 @@ def test_restarts_during_intake_and_execution_leave_nothing_lost_or_stuck(
     tmp_path: Path, private_postgres: Any
 ) -> None:
     url = private_postgres.get_uri()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    try:
-        host, port = server.get_host_and_port()
-        endpoint = f"http://{host}:{port}"
-        client = sqs_client(region="us-east-1", endpoint_url=endpoint, embedded=True)
-        queue_url = ensure_queue(client, name="disputes", max_receive_count=5, visibility=10)
+    with running_sqs(max_receive_count=5, visibility=10) as (client, queue_url, endpoint):
         processes = Processes(
             tmp_path,
             {
@@ -177,5 +163,3 @@ def test_restarts_during_intake_and_execution_leave_nothing_lost_or_stuck(
         )
         assert moved and all(row["n"] == 1 for row in moved)
         assert {row["status"] for row in moved} == {"completed"}
-    finally:
-        server.stop()

@@ -13,51 +13,14 @@ from __future__ import annotations
 import json
 import signal
 import uuid
-from collections.abc import Iterator
-from datetime import UTC, datetime
 from typing import Any
 
-import psycopg
 import pytest
-from moto.server import ThreadedMotoServer
-from psycopg.rows import dict_row
 
-from services.queue import ensure_queue, sqs_client
-from services.sandbox.data import load_dataset
-from tests.e2e.conftest import Processes, wait_for
-from tests.fakes.vendor_servers import VendorServers, vendor_servers
+from tests.e2e.conftest import VISIBILITY_TIMEOUT, Processes, query, wait_for
+from tests.fakes.vendor_servers import VendorServers
 
 CASE_NUMBER = "00001042"  # sandbox: duplicate charge of $29.00, low risk
-VISIBILITY_TIMEOUT = 10  # seconds; the least the worker accepts
-
-
-@pytest.fixture
-def sqs() -> Iterator[tuple[Any, str, str]]:
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    endpoint = f"http://{host}:{port}"
-    client = sqs_client(region="us-east-1", endpoint_url=endpoint, embedded=True)
-    url = ensure_queue(
-        client,
-        name=f"disputes-{uuid.uuid4().hex[:8]}",
-        max_receive_count=5,
-        visibility=VISIBILITY_TIMEOUT,
-    )
-    yield client, url, endpoint
-    server.stop()
-
-
-@pytest.fixture
-def servers() -> Iterator[VendorServers]:
-    # Whole seconds: what Stripe's `created` and Salesforce's CreatedDate can hold.
-    with vendor_servers(load_dataset(datetime.now(UTC).replace(microsecond=0))) as running:
-        yield running
-
-
-def query(url: str, sql: str, *params: Any) -> list[dict[str, Any]]:
-    with psycopg.connect(url, row_factory=dict_row) as conn:
-        return conn.execute(sql, params).fetchall()
 
 
 @pytest.mark.slow
