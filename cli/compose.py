@@ -23,7 +23,14 @@ from api.app import create_app
 from api.deps import build_api_services
 from services.drafting.guarded import GuardedDrafter, build_drafter
 from services.integrations.backends import Integrations, build_integrations
-from services.persistence.database import Database, create_engine, open_database, upgrade_schema
+from services.persistence.database import (
+    SEED_LOCK,
+    Database,
+    create_engine,
+    open_database,
+    startup_lock,
+    upgrade_schema,
+)
 from services.persistence.jobs import RunJobs, job_app
 from services.persistence.store import WorkflowStore
 from services.queue import DisputeQueue, open_queue
@@ -146,7 +153,9 @@ async def open_workflow(core: Core) -> AsyncIterator[Workflow]:
         sandbox = sandbox_backends(dataset=core.dataset, ledger=SandboxLedger(store.engine))
         integrations = build_integrations(settings, sandbox=sandbox, http_client=http)
         knowledge = await asyncio.to_thread(open_policy_store, settings)
-        await seed_knowledge_if_empty(knowledge, settings)
+        # Workers starting together on a shared Chroma server seed it once, not each.
+        async with startup_lock(store.engine, SEED_LOCK):
+            await seed_knowledge_if_empty(knowledge, settings)
         drafter = build_drafter(settings, engine=store.engine)
         notifier = build_notifier(settings, engine=store.engine)
 

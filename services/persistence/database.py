@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 import warnings
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 log = logging.getLogger(__name__)
@@ -74,6 +78,29 @@ def alembic_config(url: str) -> Any:
 # Any constant: the advisory lock that serialises schema changes across processes.
 MIGRATION_LOCK = 7_246_030_111
 MIGRATION_WAIT_SECONDS = 300
+
+
+# The advisory lock under which a process seeds the shared knowledge base at start-up.
+SEED_LOCK = 7_246_030_112
+
+
+@asynccontextmanager
+async def startup_lock(engine: AsyncEngine, key: int) -> AsyncIterator[None]:
+    """Hold a session advisory lock for a start-up task (seconds, once per process), so
+    processes starting together do it one after the other. Polled, like the migration's."""
+    async with engine.connect() as conn:
+        deadline = time.monotonic() + MIGRATION_WAIT_SECONDS
+        while not (
+            await conn.execute(text("SELECT pg_try_advisory_lock(:key)"), {"key": key})
+        ).scalar():
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"another process has held start-up lock {key} too long")
+            await asyncio.sleep(0.2)
+        try:
+            yield
+        finally:
+            await conn.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": key})
+            await conn.commit()
 
 
 def _try_lock(conn: Any) -> bool:
