@@ -46,11 +46,24 @@ def bind_run_id(run_id: str) -> Iterator[None]:
 
 class _ContextFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
+        if getattr(record, "_prepared", False):  # the other handler did it already
+            return True
         if not getattr(record, "run_id", None):
             record.run_id = _run_id.get()
         record.msg = redact(record.getMessage())
         record.args = None
+        record._prepared = True
         return True
+
+
+# The project's own loggers; everything else is a library, shown on the console only from
+# WARNING (its INFO lines still go to the log file).
+_OWN_LOGGERS = ("payments_agent", "workflows", "services", "agents", "api", "cli", "utils")
+
+
+class _ConsoleFilter(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno >= logging.WARNING or record.name.startswith(_OWN_LOGGERS)
 
 
 class JsonFormatter(logging.Formatter):
@@ -97,6 +110,7 @@ def configure_logging(log_dir: Path, level: str = "INFO", *, console: bool = Tru
     if console:
         stream = logging.StreamHandler()
         stream.setFormatter(ConsoleFormatter())
+        stream.addFilter(_ConsoleFilter())
         stream.addFilter(context)
         root.addHandler(stream)
     for noisy in (

@@ -49,6 +49,37 @@ RUN_COLUMNS = (
 )
 
 
+# The intake's statements: fixed text, so nothing is built or compiled per event.
+_CASE_INTAKE_LOCK = text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))")
+_EVENT_OR_ACTIVE_RUN = text(
+    """
+    SELECT EXISTS (SELECT 1 FROM processed_messages WHERE event_id = :event_id) AS seen,
+           (SELECT run_id::text FROM processed_messages WHERE event_id = :event_id) AS seen_run,
+           (SELECT run_id::text FROM workflow_states
+             WHERE case_id = :case_id AND status = ANY(:active) LIMIT 1) AS active_run
+    """
+)
+_RECORD_MESSAGE = text(
+    "INSERT INTO processed_messages (event_id, message_id, case_id, run_id, outcome) "
+    "VALUES (:event_id, :message_id, :case_id, CAST(:run_id AS uuid), :outcome)"
+)
+# The run, its first audit line and the message, in one statement.
+_START_RUN = text(
+    """
+    WITH run AS (
+        INSERT INTO workflow_states (run_id, case_id, customer_id, event_id, status)
+        VALUES (CAST(:run_id AS uuid), :case_id, :customer_id, :event_id, 'running')
+    ), started AS (
+        INSERT INTO audit_events (run_id, case_id, step, actor, event, detail)
+        VALUES (CAST(:run_id AS uuid), :case_id, 'start', 'intake', 'run_started',
+                CAST(:detail AS jsonb))
+    )
+    INSERT INTO processed_messages (event_id, message_id, case_id, run_id, outcome)
+    VALUES (:event_id, :message_id, :case_id, CAST(:run_id AS uuid), 'accepted')
+    """
+)
+
+
 class RunBusyError(Exception):
     """Another live process holds the lock."""
 
@@ -123,61 +154,43 @@ class WorkflowStore:
         async with self.engine.begin() as conn:
             # Serialise the intake of one case (released at commit): two events for the same
             # case never both start a run.
+            await conn.execute(_CASE_INTAKE_LOCK, {"key": f"case:{case_id}"})
+            found = (
+                await conn.execute(
+                    _EVENT_OR_ACTIVE_RUN,
+                    {"event_id": event_id, "case_id": case_id, "active": list(ACTIVE_STATUSES)},
+                )
+            ).one()
+            if found.seen:
+                return Intake("duplicate", found.seen_run)
+            if found.active_run is not None:
+                outcome, run_id = "duplicate", str(found.active_run)
+                await conn.execute(
+                    _RECORD_MESSAGE,
+                    {
+                        "event_id": event_id,
+                        "message_id": message_id,
+                        "case_id": case_id,
+                        "run_id": run_id,
+                        "outcome": outcome,
+                    },
+                )
+                return Intake(outcome, run_id)
+            run_id = str(uuid.uuid4())
             await conn.execute(
-                text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"),
-                {"key": f"case:{case_id}"},
+                _START_RUN,
+                {
+                    "run_id": run_id,
+                    "case_id": case_id,
+                    "customer_id": customer_id,
+                    "event_id": event_id,
+                    "message_id": message_id,
+                    "detail": json.dumps({"event_id": event_id, "message_id": message_id}),
+                },
             )
-            seen = (
-                await conn.execute(
-                    select(processed_messages.c.run_id).where(
-                        processed_messages.c.event_id == event_id
-                    )
-                )
-            ).first()
-            if seen is not None:
-                return Intake("duplicate", seen.run_id)
-            active = (
-                await conn.execute(
-                    select(workflow_states.c.run_id).where(
-                        workflow_states.c.case_id == case_id,
-                        workflow_states.c.status.in_(ACTIVE_STATUSES),
-                    )
-                )
-            ).scalar()
-            outcome, run_id = ("duplicate", active) if active else ("accepted", str(uuid.uuid4()))
-            if active is None:
-                await conn.execute(
-                    workflow_states.insert().values(
-                        run_id=run_id,
-                        case_id=case_id,
-                        customer_id=customer_id,
-                        event_id=event_id,
-                        status="running",
-                    )
-                )
-                await conn.execute(
-                    audit_events.insert().values(
-                        run_id=run_id,
-                        case_id=case_id,
-                        step="start",
-                        actor="intake",
-                        event="run_started",
-                        detail={"event_id": event_id, "message_id": message_id},
-                    )
-                )
-            await conn.execute(
-                processed_messages.insert().values(
-                    event_id=event_id,
-                    message_id=message_id,
-                    case_id=case_id,
-                    run_id=run_id,
-                    outcome=outcome,
-                )
-            )
-            if active is None:
-                raw = await conn.get_raw_connection()
-                await wake(raw.driver_connection, run_id)
-        return Intake(outcome, run_id)
+            raw = await conn.get_raw_connection()
+            await wake(raw.driver_connection, run_id)
+        return Intake("accepted", run_id)
 
     async def record_step(
         self, run_id: str, *, step: str, detail: dict[str, Any], **columns: Any
