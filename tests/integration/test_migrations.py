@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import psycopg
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
@@ -9,6 +15,9 @@ from sqlalchemy import create_engine, inspect
 
 from models.tables import metadata
 from services.persistence.database import alembic_config, schema_status, to_sqlalchemy_url
+from tests.conftest import _with_dbname, drop_database
+
+ROOT = Path(__file__).resolve().parents[2]
 
 SEED_COLUMNS = [
     "id", "run_id", "case_id", "customer_id", "status", "current_step", "crm_data",
@@ -56,3 +65,27 @@ def test_downgrade_and_upgrade_round_trip(postgres_url: str) -> None:
     command.upgrade(alembic_config(postgres_url), "head")
     current, head = schema_status(postgres_url)
     assert current == head
+
+
+def test_the_alembic_command_line_migrates_the_configured_database(
+    postgres_server: str,
+) -> None:
+    name = "pa_test_alembic_cli"
+    with psycopg.connect(postgres_server, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{name}"')
+    url = _with_dbname(postgres_server, name)
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "alembic", "-c", str(ROOT / "alembic.ini"), "upgrade", "head"],
+            cwd=ROOT.parent,  # any directory: alembic.ini finds the migrations itself
+            env={**os.environ, "POSTGRES_URL": url},
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert done.returncode == 0, done.stderr
+        current, head = schema_status(url)
+        assert current == head
+    finally:
+        drop_database(postgres_server, url)
