@@ -7,6 +7,7 @@ from typing import Any
 
 from langgraph.runtime import Runtime
 
+from models.dispute_types import UNKNOWN_DISPUTE_TYPE_FLAG, is_known_dispute_type
 from models.domain import (
     CRMData,
     PaymentData,
@@ -43,6 +44,9 @@ def plan_review(
 ) -> ReviewPlan:
     """Apply the review rules to one proposal."""
     flags: list[str] = []
+    # No rule covers a type the project does not know: a human decides, never the system.
+    if not is_known_dispute_type(crm.case.dispute_type):
+        flags.append(UNKNOWN_DISPUTE_TYPE_FLAG)
     charge = payment.disputed_charge
     if charge is not None and charge.risk_level in ("elevated", "highest"):
         flags.append(f"radar_risk_{charge.risk_level}")

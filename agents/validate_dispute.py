@@ -1,4 +1,8 @@
-"""validate_dispute: check the claim against the facts; each failure names its rule."""
+"""validate_dispute: check the claim against the facts; each failure names its rule.
+
+A dispute type the project does not know is not a failure: the run goes on to drafting
+and a human review (route_review flags it `unknown_dispute_type`).
+"""
 
 from __future__ import annotations
 
@@ -8,7 +12,7 @@ from typing import Any
 
 from langgraph.runtime import Runtime
 
-from models.domain import CRMData, DisputeType, PaymentData
+from models.domain import CRMData, PaymentData
 from models.state import DisputeState, Validation
 from workflows.context import WorkflowContext
 
@@ -29,13 +33,6 @@ async def validate_dispute(
     other_run = await ctx.store.active_run_for_case(case.case_id, exclude=state["run_id"])
 
     checks: list[Check] = [
-        (
-            "known_dispute_type",
-            lambda: (
-                case.dispute_type in set(DisputeType),
-                f"dispute type {case.dispute_type!r}",
-            ),
-        ),
         (
             "charge_exists",
             lambda: (charge is not None, f"charge {case.charge_id or '(none given)'}"),

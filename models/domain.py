@@ -69,6 +69,9 @@ class CRMCase(Frozen):
     currency: str = "usd"
     charge_id: str | None = None
     outage_hours: Decimal | None = None
+    # The CRM's own label when it is not the type's value ("Unauthorized Charge"); shown
+    # to reviewers, above all when it maps to no known type (models/dispute_types.py).
+    dispute_label: str | None = None
 
 
 class CRMAccount(Frozen):

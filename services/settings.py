@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import json
 from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from models.dispute_types import parse_dispute_type
+from models.domain import DisputeType
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -70,6 +74,8 @@ class Settings(BaseSettings):
     integration_timeout_seconds: float = Field(default=10.0, gt=0)
     integration_max_attempts: int = Field(default=4, ge=1)
     dispute_window_days: int = Field(default=120, ge=1)
+    # The org's own CRM dispute-type labels, beyond models/dispute_types.py's defaults.
+    dispute_type_labels: Annotated[dict[str, DisputeType], NoDecode] = Field(default_factory=dict)
 
     # Drafting
     openai_api_key: SecretStr | None = None
@@ -115,6 +121,26 @@ class Settings(BaseSettings):
     def _split_emails(cls, value: object) -> object:
         if isinstance(value, str):
             return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("dispute_type_labels", mode="before")
+    @classmethod
+    def _parse_dispute_type_labels(cls, value: object) -> object:
+        # JSON ({"label": "type"}) or `label=type,label=type`; a type may be written
+        # as its value or its words ("Duplicate Charge").
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith("{"):
+                value = json.loads(text)
+            else:
+                pairs = [part.rsplit("=", 1) for part in text.split(",") if part.strip()]
+                if any(len(pair) != 2 for pair in pairs):
+                    raise ValueError("expected label=type pairs separated by commas")
+                value = {label.strip(): kind for label, kind in pairs}
+        if isinstance(value, dict):
+            return {
+                str(label).strip(): parse_dispute_type(str(kind)) for label, kind in value.items()
+            }
         return value
 
     def require(self, *names: str) -> None:

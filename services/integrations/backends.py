@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 import httpx
 import stripe
 
+from models.dispute_types import DEFAULT_DISPUTE_TYPE_LABELS
 from services.integrations.protocols import Backends, BillingClient, CRMClient, PaymentGateway
 from services.integrations.salesforce import SalesforceCRM
 from services.integrations.stripe_gateway import StripeGateway, new_stripe_client
@@ -68,6 +69,7 @@ def build_integrations(
             api_version=settings.crm_api_version,
             timeout=timeout,
             multi_currency=settings.crm_multi_currency,
+            dispute_types=DEFAULT_DISPUTE_TYPE_LABELS.extended(settings.dispute_type_labels),
         )
     else:
         crm = fallback().crm

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -12,6 +11,7 @@ from urllib.parse import quote, urlsplit
 
 import httpx
 
+from models.dispute_types import DEFAULT_DISPUTE_TYPE_LABELS, DisputeTypeLabels
 from models.domain import CRMAccount, CRMCase, CustomerSegment, quantize_money
 from services.errors import IntegrationError, NotFoundError, PaymentsAgentError
 from services.retry import error_for_status, parse_retry_after
@@ -78,12 +78,6 @@ def _parse_datetime(value: str) -> datetime:
     return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
 
 
-def _normalise_dispute_type(value: str | None) -> str:
-    if not value:
-        return ""
-    return re.sub(r"[\s\-]+", "_", value.strip()).lower()
-
-
 def _decimal(value: Any) -> Decimal | None:
     if value is None:
         return None
@@ -109,6 +103,7 @@ class SalesforceCRM:
         timeout: float | None = None,
         multi_currency: bool = False,
         default_currency: str = "usd",
+        dispute_types: DisputeTypeLabels = DEFAULT_DISPUTE_TYPE_LABELS,
     ) -> None:
         self._http = http_client
         self._base = base_url.rstrip("/")
@@ -117,6 +112,7 @@ class SalesforceCRM:
         self._token = access_token
         self._timeout = timeout
         self._default_currency = default_currency
+        self._dispute_types = dispute_types
         # CurrencyIsoCode only exists in multi-currency orgs; asking for it elsewhere fails.
         self._case_fields = (*CASE_FIELDS, "CurrencyIsoCode") if multi_currency else CASE_FIELDS
 
@@ -186,6 +182,9 @@ class SalesforceCRM:
     def _case(self, record: dict[str, Any]) -> CRMCase:
         amount = _decimal(record.get("Amount__c"))
         currency = record.get("CurrencyIsoCode") or self._default_currency
+        label = str(record.get("Dispute_Type__c") or "").strip() or None
+        # An unmapped label is not an error: the case goes to a human with the label shown.
+        dispute_type = self._dispute_types.dispute_type(label)
         return CRMCase(
             case_id=record["Id"],
             case_number=record.get("CaseNumber") or "",
@@ -195,7 +194,8 @@ class SalesforceCRM:
             status=record.get("Status") or "",
             priority=record.get("Priority") or "",
             created_at=_parse_datetime(record["CreatedDate"]),
-            dispute_type=_normalise_dispute_type(record.get("Dispute_Type__c")),
+            dispute_type=dispute_type,
+            dispute_label=label if label != dispute_type else None,
             amount=quantize_money(amount) if amount is not None else Decimal("0.00"),
             currency=str(currency).lower(),
             charge_id=record.get("Charge_Id__c") or None,

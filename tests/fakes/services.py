@@ -82,7 +82,14 @@ class FakeWorld:
         )
 
     def add_case(
-        self, case_id: str, account_id: str, charge_id: str, amount: str, *, dispute_type: str
+        self,
+        case_id: str,
+        account_id: str,
+        charge_id: str,
+        amount: str,
+        *,
+        dispute_type: str,
+        dispute_label: str | None = None,
     ) -> None:
         self.cases[case_id] = CRMCase(
             case_id=case_id,
@@ -94,6 +101,7 @@ class FakeWorld:
             priority="Medium",
             created_at=NOW - timedelta(days=1),
             dispute_type=dispute_type,
+            dispute_label=dispute_label,
             amount=Decimal(amount),
             charge_id=charge_id,
         )

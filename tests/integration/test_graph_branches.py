@@ -55,6 +55,26 @@ async def test_invalid_dispute_is_rejected_with_its_rule(harness: Harness) -> No
     assert harness.notifier.sent == []
 
 
+async def test_unknown_dispute_type_is_drafted_and_reviewed_not_rejected(
+    harness: Harness,
+) -> None:
+    harness.world.add_case(
+        "500U", "001A", "ch_1", "99.00", dispute_type="unknown", dispute_label="Billing Query"
+    )
+    started = await harness.runner.start(case_id="500U")
+    assert started.status == "pending"
+    row = await harness.store.get_run(started.run_id)
+    assert row is not None
+    assert row["human_review_data"]["validation"]["valid"] is True
+    assert row["human_review_data"]["plan"]["risk_flags"] == ["unknown_dispute_type"]
+    assert row["crm_data"]["case"]["dispute_label"] == "Billing Query"
+    assert harness.notifier.sent[0]["summary"]["review"]["risk_flags"] == ["unknown_dispute_type"]
+    # A human may still decide it, and what they approve executes.
+    done = await harness.runner.resume(run_id=started.run_id, decision=decision())
+    assert done.status == "completed"
+    assert list(harness.payments.refunds) == [f"{started.run_id}:refund"]
+
+
 async def test_unknown_case_is_rejected_not_retried(harness: Harness) -> None:
     outcome = await harness.runner.start(case_id="500-missing")
     assert outcome.status == "rejected"

@@ -142,6 +142,34 @@ async def test_frequent_disputer_is_never_auto_approved_and_is_flagged(
     assert item["risk_flags"] == ["disputes_90d_4>3"]
 
 
+async def test_an_unknown_dispute_type_goes_to_a_human_flagged_with_its_crm_label(
+    harness: Harness, api: httpx.AsyncClient, keys: dict[str, dict[str, str]]
+) -> None:
+    harness.world.add_case(
+        "500U", "001A", "ch_1", "99.00", dispute_type="unknown", dispute_label="Chargeback Inquiry"
+    )
+    # The canned draft (full refund of 99.00, confidence 0.95, low risk) fits AUTO exactly.
+    auto = harness.with_context(review_rules=AUTO)
+    outcome = await auto.runner.start(case_id="500U")
+    assert outcome.status == "pending"
+    assert auto.payments.refund_requests == []
+    assert [n["run_id"] for n in auto.notifier.sent] == [outcome.run_id]
+    [item] = (await api.get("/human-review/pending", headers=keys["alice"])).json()["items"]
+    assert item["risk_flags"] == ["unknown_dispute_type"]
+    s = await status(api, keys["alice"], outcome.run_id)
+    assert s["review"]["plan"]["auto_approve"] is False
+    assert s["decisions"] == []
+    row = await auto.store.get_run(outcome.run_id)
+    assert row is not None
+    assert row["crm_data"]["case"]["dispute_label"] == "Chargeback Inquiry"
+    # The reviewer sees the flag and the CRM's own label beside the type.
+    await api.post("/login", data={"api_key": keys["alice"]["Authorization"][7:]})
+    page = await api.get(f"/review/{outcome.run_id}")
+    assert page.status_code == 200
+    assert 'id="risk-flags"' in page.text and "unknown_dispute_type" in page.text
+    assert 'id="dispute-label"' in page.text and "Chargeback Inquiry" in page.text
+
+
 async def test_at_the_dispute_limit_auto_approval_still_applies(harness: Harness) -> None:
     for n in range(2):  # 3 disputes: not more than MAX_DISPUTES_90D
         harness.world.add_case(f"500X{n}", "001A", "ch_1", "99.00", dispute_type="duplicate_charge")

@@ -95,6 +95,66 @@ async def test_picklist_labels_become_dispute_type_values(
     case = await crm.get_case(case_id=CASE)
 
     assert case.dispute_type == "duplicate_charge"
+    assert case.dispute_label == "Duplicate Charge"
+
+
+@pytest.mark.parametrize(
+    ("label", "expected"),
+    [
+        ("Unauthorized Charge", "unrecognized_charge"),
+        ("Unauthorised charge", "unrecognized_charge"),
+        ("Fraud", "unrecognized_charge"),
+        ("Double Billing", "duplicate_charge"),
+        ("Overcharge", "incorrect_amount"),
+        ("Service Interruption", "service_outage"),
+        ("Charged After Cancellation", "cancellation_not_processed"),
+        ("Refund Not Received", "refund_not_processed"),
+    ],
+)
+async def test_real_org_picklist_labels_map_to_project_types(
+    crm: SalesforceCRM, salesforce: FakeSalesforce, label: str, expected: str
+) -> None:
+    salesforce.cases[CASE]["Dispute_Type__c"] = label
+
+    case = await crm.get_case(case_id=CASE)
+
+    assert (case.dispute_type, case.dispute_label) == (expected, label)
+
+
+async def test_an_unmapped_picklist_label_is_unknown_and_kept(
+    crm: SalesforceCRM, salesforce: FakeSalesforce
+) -> None:
+    salesforce.cases[CASE]["Dispute_Type__c"] = "Chargeback Inquiry"
+
+    case = await crm.get_case(case_id=CASE)
+    [listed] = [
+        c
+        for c in await crm.list_account_disputes(
+            account_id=ACME, since=CONTRACT_NOW - timedelta(days=3650)
+        )
+        if c.case_id == CASE
+    ]
+
+    assert (case.dispute_type, case.dispute_label) == ("unknown", "Chargeback Inquiry")
+    assert listed == case
+
+
+async def test_the_configured_labels_reach_the_salesforce_adapter(http: httpx.AsyncClient) -> None:
+    with vendor_servers(DATASET) as servers:
+        servers.salesforce.cases[CASE]["Dispute_Type__c"] = "Chargeback Inquiry"
+        settings = Settings.model_validate(
+            {
+                **{name.lower(): value for name, value in servers.environment().items()},
+                "dispute_type_labels": "Chargeback Inquiry=unrecognized_charge",
+            }
+        )
+        integrations = build_integrations(settings, sandbox=None, http_client=http)
+        try:
+            case = await integrations.crm.get_case(case_id=CASE)
+        finally:
+            await integrations.aclose()
+
+    assert (case.dispute_type, case.dispute_label) == ("unrecognized_charge", "Chargeback Inquiry")
 
 
 async def test_get_account_maps_segment_and_external_ids(
