@@ -11,9 +11,9 @@ Retrieval is the real one when services/knowledge/chroma_store.py is there: the 
 rendered (tools/write_policies.py) into a temporary directory, ingested with the historical
 resolutions into a temporary embedded Chroma, and queried as generate_resolution does.
 Without it, policy sections are written from models/policy_rules.py and past cases are
-the sandbox's other cases of the same type. Tokens: tiktoken's o200k_base when its
-vocabulary is available, otherwise the estimate of services/drafting/prompt.py (which errs high).
-The output says which of each was used.
+the sandbox's other cases of the same type. Tokens are exact o200k_base counts
+(services/drafting/tokens.py: bpe-openai's offline vocabulary, its sha256 checked first).
+The output says which retrieval was used.
 
 Usage: uv run python bench/tokens.py
 """
@@ -25,10 +25,11 @@ import json
 import statistics
 import sys
 import tempfile
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
+
+import bpe_openai
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -44,29 +45,18 @@ from services.drafting.assessment import assess  # noqa: E402
 from services.drafting.context import DraftingContext
 from services.drafting.costs import PriceTable, call_cost  # noqa: E402
 from services.drafting.openai_drafter import DraftOutput, response_format
-from services.drafting.prompt import (
-    TOKENS_PER_MESSAGE,
-    TOKENS_PER_REPLY,
-    build_prompt,
-    estimate_tokens,
-)
+from services.drafting.prompt import build_prompt, count_prompt_tokens
 from services.drafting.rules_drafter import RulesDrafter
+from services.drafting.tokens import (
+    ENCODING_NAME,
+    O200K_BASE_SHA256,
+    count_tokens,
+    o200k_encoding,
+)
 from services.knowledge.protocols import PolicyStore  # noqa: E402
 from services.sandbox.data import load_dataset  # noqa: E402
 from services.sandbox.dataset import SandboxDataset  # noqa: E402
 from services.settings import Settings  # noqa: E402
-
-
-def token_counter() -> tuple[Callable[[str], int], str]:
-    """tiktoken's o200k_base if it loads (it downloads its vocabulary once), else the estimate."""
-    try:
-        import tiktoken
-
-        encoding = tiktoken.get_encoding("o200k_base")
-    except Exception as exc:  # any failure to load means: no exact counts on this machine
-        reason = type(exc).__name__
-        return estimate_tokens, f"estimated (tiktoken o200k_base unavailable: {reason})"
-    return (lambda text: len(encoding.encode(text))), "tiktoken o200k_base"
 
 
 def response_schema() -> str:
@@ -267,7 +257,11 @@ async def retrieve(
 
 
 async def main() -> None:
-    count, method = token_counter()
+    o200k_encoding()  # loads and verifies the vocabulary before any case is counted
+    method = (
+        f"exact {ENCODING_NAME} (bpe-openai {bpe_openai.__version__}, vocabulary sha256 "
+        f"{O200K_BASE_SHA256[:12]}... verified)"
+    )
     settings = Settings()
     prices = PriceTable.from_settings(settings)
     schema = response_schema()
@@ -282,14 +276,8 @@ async def main() -> None:
                 print(f"case {case.case_number}: no charge, skipped")
                 continue
             prompt = build_prompt(context, assess(context))
-            prompt_tokens = (
-                count(prompt.system)
-                + count(prompt.user)
-                + count(schema)
-                + 2 * TOKENS_PER_MESSAGE
-                + TOKENS_PER_REPLY
-            )
-            output_tokens = count(draft_answer(context))
+            prompt_tokens = count_prompt_tokens(prompt, response_schema=schema)
+            output_tokens = count_tokens(draft_answer(context))
             cost = call_cost(prices, input_tokens=prompt_tokens, output_tokens=output_tokens)
             rows.append((case.case_number, case.dispute_type, prompt_tokens, output_tokens, cost))
             print(
@@ -299,7 +287,10 @@ async def main() -> None:
     prompt_sizes = [r[2] for r in rows]
     costs = [r[4] for r in rows]
     median_cost = statistics.median(costs)
-    print(f"{len(rows)} disputes; tokens {method}; response schema {count(schema)} tokens included")
+    print(
+        f"{len(rows)} disputes; tokens {method}; "
+        f"response schema {count_tokens(schema)} tokens included"
+    )
     print(
         f"prompt tokens: median {statistics.median(prompt_sizes):.0f}, "
         f"max {max(prompt_sizes)}; cost per dispute: median ${median_cost:.6f}, "

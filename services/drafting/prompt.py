@@ -6,8 +6,9 @@ services/drafting/guardrails.py, at most 3 policy sections and at most 3 similar
 trimmed. Text written by a customer or an agent (case subject and description, past case
 texts) goes inside `<untrusted>` blocks, with e-mail addresses, phone and card numbers and
 street addresses removed, and angle brackets neutralised so it cannot close its block.
-The caps keep the prompt near 900 tokens; the system message is static, first, so that
-the provider's prefix cache can reuse it.
+The caps keep the prompt near 900 o200k_base tokens (`count_prompt_tokens` counts them
+exactly); the system message is static, first, so that the provider's prefix cache can
+reuse it.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from typing import TYPE_CHECKING
 from models.domain import Charge, PolicyHit, Subscription, quantize_money
 from models.policy_rules import allowed_actions, governing_policy_ids
 from services.drafting.assessment import PolicyAssessment, refundable_of
+from services.drafting.tokens import count_tokens
 
 if TYPE_CHECKING:
     from services.drafting.context import DraftingContext
@@ -264,56 +266,27 @@ def retry_instruction(errors: str) -> str:
     return RETRY_INSTRUCTION.format(errors=errors)
 
 
-# Token counting. tiktoken's o200k_base (gpt-4o-mini) downloads its vocabulary on first use,
-# which an offline machine cannot do; this estimate splits text with o200k's pre-tokenizer
-# pattern (stdlib approximation) and charges long or rare pieces more than one token, so it
-# errs high. The provider's reported usage, not this, is what costs are computed from.
-_PUNCT = r"(?:[^\s\w]|_)"
-_PIECE = re.compile(
-    r"(?:[^\r\n\w]|_)?[A-Z]*[a-z]+(?:'s|'t|'re|'ve|'m|'ll|'d)?"
-    r"|(?:[^\r\n\w]|_)?[A-Z]+[a-z]*(?:'s|'t|'re|'ve|'m|'ll|'d)?"
-    r"|[^\W\d_A-Za-z]+"
-    r"|\d{1,3}"
-    r"| ?" + _PUNCT + r"+[\r\n/]*"
-    r"|\s*[\r\n]+"
-    r"|\s+(?!\S)"
-    r"|\s+"
-)
-# Chat format overhead per message and for the reply's priming (OpenAI's published rule).
+# Chat format overhead per message and for the reply's priming (OpenAI's published rule for
+# its chat models); the messages' contents are counted exactly (services/drafting/tokens.py).
 TOKENS_PER_MESSAGE = 3
 TOKENS_PER_REPLY = 3
 
 
-def _piece_tokens(piece: str) -> int:
-    core = piece.strip()
-    if not core:
-        return 1
-    if core[-1].isalpha():
-        letters = sum(1 for ch in core if ch.isalpha())
-        if not core.isascii():
-            return max(1, math.ceil(letters / 2))
-        if letters <= 8:
-            return 1
-        return 2 if letters <= 14 else math.ceil(letters / 6)
-    if core.isdigit():
-        return 1
-    return max(1, math.ceil(len(core) / 2))
-
-
-def estimate_tokens(text: str) -> int:
-    """Estimated o200k tokens of `text` (errs high)."""
-    return sum(_piece_tokens(m.group()) for m in _PIECE.finditer(text))
-
-
-def estimate_prompt_tokens(prompt: Prompt, *, response_schema: str = "") -> int:
-    """Estimated prompt tokens of a chat call: both messages, format overhead, schema."""
+def count_prompt_tokens(prompt: Prompt, *, response_schema: str = "") -> int:
+    """Prompt tokens of a chat call: both messages, format overhead and the response schema."""
     return (
-        estimate_tokens(prompt.system)
-        + estimate_tokens(prompt.user)
-        + estimate_tokens(response_schema)
+        count_tokens(prompt.system)
+        + count_tokens(prompt.user)
+        + count_tokens(response_schema)
         + 2 * TOKENS_PER_MESSAGE
         + TOKENS_PER_REPLY
     )
+
+
+# The former estimators' names, exact now; tests/fakes/openai_server.py still imports
+# estimate_tokens.
+estimate_tokens = count_tokens
+estimate_prompt_tokens = count_prompt_tokens
 
 
 __all__ = [
@@ -327,6 +300,8 @@ __all__ = [
     "as_untrusted",
     "build_prompt",
     "clip",
+    "count_prompt_tokens",
+    "count_tokens",
     "estimate_prompt_tokens",
     "estimate_tokens",
     "retry_instruction",
