@@ -36,17 +36,20 @@ def postgres_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     yield database.url
 
 
-def create_database(server_url: str, *, template: str | None = None) -> str:
-    """Create a migrated database on the server (a copy of `template` when given)."""
+def empty_database(server_url: str, *, template: str = "template1") -> str:
+    """Create a database on the server (a copy of `template`) and return its URL."""
     name = f"pa_test_{uuid.uuid4().hex[:12]}"
     with psycopg.connect(server_url, autocommit=True) as conn:
-        if template is None:
-            conn.execute(f'CREATE DATABASE "{name}"')
-        else:
-            conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
-    url = _with_dbname(server_url, name)
-    if template is None:
-        upgrade_schema(url)
+        conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
+    return _with_dbname(server_url, name)
+
+
+def create_database(server_url: str, *, template: str | None = None) -> str:
+    """Create a migrated database on the server (a copy of `template` when given)."""
+    if template is not None:
+        return empty_database(server_url, template=template)
+    url = empty_database(server_url)
+    upgrade_schema(url)
     return url
 
 

@@ -7,7 +7,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import psycopg
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
@@ -15,7 +14,7 @@ from sqlalchemy import create_engine, inspect
 
 from models.tables import metadata
 from services.persistence.database import alembic_config, schema_status, to_sqlalchemy_url
-from tests.conftest import _with_dbname, drop_database
+from tests.conftest import drop_database, empty_database
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -70,11 +69,7 @@ def test_downgrade_and_upgrade_round_trip(postgres_url: str) -> None:
 def test_the_alembic_command_line_migrates_the_configured_database(
     postgres_server: str,
 ) -> None:
-    name = "pa_test_alembic_cli"
-    with psycopg.connect(postgres_server, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{name}"')
-    url = _with_dbname(postgres_server, name)
+    url = empty_database(postgres_server)
     try:
         done = subprocess.run(
             [sys.executable, "-m", "alembic", "-c", str(ROOT / "alembic.ini"), "upgrade", "head"],

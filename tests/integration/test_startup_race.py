@@ -13,7 +13,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.persistence.database import SEED_LOCK, schema_status, startup_lock
-from tests.conftest import _with_dbname, drop_database
+from tests.conftest import drop_database, empty_database
 
 ROOT = Path(__file__).resolve().parents[2]
 MIGRATE = (
@@ -25,11 +25,7 @@ MIGRATE = (
 def test_processes_starting_together_on_an_empty_database_all_succeed(
     postgres_server: str,
 ) -> None:
-    name = "pa_test_race_empty"
-    with psycopg.connect(postgres_server, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{name}"')
-    url = _with_dbname(postgres_server, name)
+    url = empty_database(postgres_server)
     try:
         starts = [
             subprocess.Popen(
