@@ -16,7 +16,7 @@ async def retry_run(
     store: WorkflowStore, jobs: RunJobs, *, run_id: str, actor: str, reason: str
 ) -> None:
     """Put a failed or parked run back in the hands of the workers, from its checkpoint."""
-    run = await store.get_run(run_id)
+    run = await store.run_head(run_id)
     if run is None:
         raise NotFoundError(f"run {run_id} not found")
     if run["status"] not in RETRYABLE_STATUSES:
@@ -35,15 +35,20 @@ async def retry_run(
 
 async def cancel_run(store: WorkflowStore, *, run_id: str, actor: str, reason: str) -> None:
     """End a run that has not moved money: it is `cancelled` and nothing further executes."""
-    run = await store.get_run(run_id)
+    run = await store.run_head(run_id)
     if run is None:
         raise NotFoundError(f"run {run_id} not found")
     if run["status"] not in CANCELLABLE_STATUSES:
         raise ConflictError(f"run {run_id} is {run['status']} and cannot be cancelled")
     if run.get("current_step") in ("execute_resolution", "store_results"):
         raise ConflictError(f"run {run_id} is executing its resolution and cannot be cancelled")
-    await store.schedule_attempt(run_id, attempts=0, at=None, status="cancelled")
-    await store.update_run(run_id, completed_at=datetime.now(UTC))
+    await store.update_run(
+        run_id,
+        status="cancelled",
+        attempts=0,
+        next_attempt_at=None,
+        completed_at=datetime.now(UTC),
+    )
     await store.audit(
         run_id=run_id,
         case_id=run["case_id"],

@@ -71,7 +71,7 @@ class RunDriver:
         """Do what is due for the run now; None when nothing was (a final run, or a
         pending one with no decision yet)."""
         with bind_run_id(run_id):
-            run = await self.store.get_run(run_id)
+            run = await self.store.run_head(run_id)
             if run is None:
                 log.warning("advance: no such run")
                 return None

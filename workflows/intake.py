@@ -101,9 +101,7 @@ class DisputeIntake:
                 f"{'.'.join(map(str, e['loc'])) or 'body'}: {e['msg']}" for e in exc.errors()
             )
             log.warning("rejected malformed message %s: %s", message_id, reason)
-            await self.store.record_message(
-                message_id=message_id, outcome="rejected", error=reason, body=body
-            )
+            await self.store.record_rejected_message(message_id=message_id, error=reason, body=body)
             # Left on the queue: its redrive policy moves it to the DLQ after a few receives.
             return False
         intake = await self.accept(event, message_id=message_id)

@@ -119,10 +119,6 @@ class WorkflowRunner:
         """The run's last checkpoint."""
         return await self.graph.aget_state(self._config(run_id))
 
-    async def awaiting_round(self, run_id: str) -> int | None:
-        """The review round the run is paused at, or None when it is not paused."""
-        return awaiting_round(await self.snapshot(run_id))
-
     async def has_pending_steps(self, run_id: str) -> bool:
         snapshot = await self.snapshot(run_id)
         return bool(snapshot.next) and not snapshot.interrupts

@@ -283,12 +283,6 @@ def count_prompt_tokens(prompt: Prompt, *, response_schema: str = "") -> int:
     )
 
 
-# The former estimators' names, exact now; tests/fakes/openai_server.py still imports
-# estimate_tokens.
-estimate_tokens = count_tokens
-estimate_prompt_tokens = count_prompt_tokens
-
-
 __all__ = [
     "MAX_CHARGES",
     "MAX_OUTPUT_TOKENS",
@@ -302,8 +296,6 @@ __all__ = [
     "clip",
     "count_prompt_tokens",
     "count_tokens",
-    "estimate_prompt_tokens",
-    "estimate_tokens",
     "retry_instruction",
     "select_charges",
     "strip_contact_data",

@@ -80,6 +80,19 @@ _START_RUN = text(
 )
 
 
+# What the driver and the run controls read of a run.
+HEAD_COLUMNS = (
+    "run_id",
+    "case_id",
+    "customer_id",
+    "event_id",
+    "status",
+    "current_step",
+    "attempts",
+    "next_attempt_at",
+)
+
+
 class RunBusyError(Exception):
     """Another live process holds the lock."""
 
@@ -305,6 +318,18 @@ class WorkflowStore:
                 .values(**values, updated_at=func.now())
             )
 
+    async def run_head(self, run_id: str) -> dict[str, Any] | None:
+        """The run's lifecycle columns only (not its large JSON mirrors of the state)."""
+        async with self._auto.connect() as conn:
+            row = (
+                await conn.execute(
+                    select(*(workflow_states.c[name] for name in HEAD_COLUMNS)).where(
+                        workflow_states.c.run_id == run_id
+                    )
+                )
+            ).first()
+        return _row(row) if row is not None else None
+
     async def get_run(self, run_id: str) -> dict[str, Any] | None:
         async with self._auto.connect() as conn:
             row = (
@@ -415,47 +440,19 @@ class WorkflowStore:
 
     # Queue messages
 
-    async def record_message(
-        self,
-        *,
-        message_id: str,
-        outcome: str,
-        event_id: str | None = None,
-        case_id: str | None = None,
-        run_id: str | None = None,
-        error: str | None = None,
-        body: str | None = None,
-    ) -> bool:
-        """Record a message; False when its event_id was already recorded (a redelivery)."""
-        statement = insert(processed_messages).values(
-            event_id=event_id,
-            message_id=message_id,
-            case_id=case_id,
-            run_id=run_id,
-            outcome=outcome,
-            error=error,
-            body=body[:10_000] if body is not None else None,
-        )
-        if event_id is not None:
-            statement = statement.on_conflict_do_nothing(index_elements=["event_id"])
-        else:  # an unparseable body: one row per message, counting its receives
-            statement = statement.on_conflict_do_update(
+    async def record_rejected_message(self, *, message_id: str, error: str, body: str) -> None:
+        """Record an unparseable message: one row per message, counting its receives."""
+        statement = (
+            insert(processed_messages)
+            .values(message_id=message_id, outcome="rejected", error=error, body=body[:10_000])
+            .on_conflict_do_update(
                 index_elements=["message_id"],
                 index_where=processed_messages.c.event_id.is_(None),
                 set_={"receives": processed_messages.c.receives + 1},
             )
+        )
         async with self._auto.connect() as conn:
-            result = await conn.execute(statement.returning(processed_messages.c.id))
-            return result.scalar() is not None
-
-    async def message_for_event(self, event_id: str) -> dict[str, Any] | None:
-        async with self._auto.connect() as conn:
-            row = (
-                await conn.execute(
-                    select(processed_messages).where(processed_messages.c.event_id == event_id)
-                )
-            ).first()
-        return _row(row) if row is not None else None
+            await conn.execute(statement)
 
     async def messages(self, *, outcome: str | None = None) -> list[dict[str, Any]]:
         query = select(processed_messages).order_by(processed_messages.c.id)

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from services.drafting.prompt import estimate_tokens
+from services.drafting.tokens import count_tokens
 
 
 @dataclass
@@ -289,14 +289,14 @@ class FakeOpenAIServer:
         prompt_tokens = (
             reply.prompt_tokens
             if reply.prompt_tokens is not None
-            else sum(estimate_tokens(str(m.get("content") or "")) + 3 for m in request.messages)
-            + (estimate_tokens(json.dumps(schema)) if schema else 0)
+            else sum(count_tokens(str(m.get("content") or "")) + 3 for m in request.messages)
+            + (count_tokens(json.dumps(schema)) if schema else 0)
             + 3
         )
         completion_tokens = (
             reply.completion_tokens
             if reply.completion_tokens is not None
-            else estimate_tokens(content)
+            else count_tokens(content)
         )
         answer = {
             "id": f"chatcmpl-{uuid.uuid4().hex[:24]}",
