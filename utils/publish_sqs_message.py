@@ -1,11 +1,12 @@
 """Publish dispute.created events to the dispute queue.
 
   python utils/publish_sqs_message.py                      every open sandbox case, once
-  python utils/publish_sqs_message.py --case-id 500… [--count N]
+  python utils/publish_sqs_message.py --case-id 500… [--count N]  N events for one case
   python utils/publish_sqs_message.py --queue-url URL      another queue
 
 Without --queue-url the configured SQS_QUEUE_URL is used, else the embedded endpoint of a
-running worker or demo (SQS_ENDPOINT_URL, default http://127.0.0.1:9324).
+running worker or demo (SQS_ENDPOINT_URL, default http://127.0.0.1:9324). Each event has an
+event id of its own; --count N publishes N of them per case.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from botocore.exceptions import BotoCoreError, ClientError  # noqa: E402
+
 from services.queue import DisputeQueue, sqs_client  # noqa: E402
 from services.sandbox.data import load_dataset  # noqa: E402
 from services.settings import Settings  # noqa: E402
@@ -26,7 +29,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Publish dispute.created events.")
     parser.add_argument("--case-id", help="the CRM case id (default: every open sandbox case)")
     parser.add_argument("--customer-id", help="customer id to put in the event (informational)")
-    parser.add_argument("--count", type=int, default=1, help="events per case (default 1)")
+    parser.add_argument(
+        "--count",
+        type=int,
+        default=1,
+        help="events per case, each with its own event id (default 1)",
+    )
     parser.add_argument("--queue-url", help="queue URL (default: settings, else embedded)")
     args = parser.parse_args(argv)
     if args.count < 1:
@@ -39,7 +47,16 @@ def main(argv: list[str] | None = None) -> int:
         endpoint = f"http://127.0.0.1:{settings.embedded_sqs_port}"
     client = sqs_client(region=settings.aws_region, endpoint_url=endpoint, embedded=embedded)
     if queue_url is None:
-        queue_url = client.get_queue_url(QueueName=settings.sqs_queue_name)["QueueUrl"]
+        try:
+            queue_url = client.get_queue_url(QueueName=settings.sqs_queue_name)["QueueUrl"]
+        except (BotoCoreError, ClientError) as exc:
+            hint = " (is a worker or the demo running? else set SQS_QUEUE_URL)" if embedded else ""
+            print(
+                f"configuration error: no queue {settings.sqs_queue_name} at {endpoint}{hint}: "
+                f"{' '.join(str(exc).split())}",
+                file=sys.stderr,
+            )
+            return 2
     queue = DisputeQueue(client, queue_url, endpoint)
     cases = (
         [args.case_id]
