@@ -29,9 +29,10 @@ def _process_sessions() -> SessionSigner:
 class ApiServices:
     """What the composition root hands to the API.
 
-    `review_links` is None when REVIEW_LINK_SECRET is unset: every review link is then
-    refused (403). `sessions` signs dashboard cookies; with a random secret by default, so
-    that sessions end when the process does.
+    `backends` holds the kind of each backend (`salesforce`, `sandbox`, ...), never a
+    URL or a credential. `review_links` is None when REVIEW_LINK_SECRET is unset: every
+    review link is then refused (403). `sessions` signs dashboard cookies; with a random
+    secret by default, so that sessions end when the process does.
     """
 
     store: WorkflowStore
@@ -45,6 +46,10 @@ class ApiServices:
     used_tokens: UsedReviewTokens = field(init=False)
 
     def __post_init__(self) -> None:
+        # `backends` is shown to reviewers (/health/backends, the dashboard): kinds only.
+        leaking = [k for k, v in self.backends.items() if "://" in v or "@" in v]
+        if leaking:
+            raise ValueError(f"backends must name kinds, not locations: {', '.join(leaking)}")
         self.reviewer_keys = ReviewerKeys(self.store.engine)
         self.used_tokens = UsedReviewTokens(self.store.engine)
 

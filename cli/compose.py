@@ -70,23 +70,18 @@ class Core:
     jobs: RunJobs
 
     def backends(self) -> dict[str, str]:
-        """Which backend each integration uses, as /health reports it."""
+        """The kind of each backend, as /health/backends reports it: never a URL, a path,
+        a queue URL (it names the AWS account) or a credential."""
         s = self.settings
         return {
             "database": self.database.describe(),
-            "crm": s.crm_backend,
-            "billing": s.billing_backend,
-            "payments": s.payment_backend,
-            "drafter": (
-                f"openai:{s.openai_model}"
-                if s.openai_api_key
-                else "rules (offline: OPENAI_API_KEY not set)"
-            ),
-            "knowledge": f"chroma-server:{s.chroma_url}"
-            if s.chroma_url
-            else f"chroma-embedded:{s.chroma_db_path}",
-            "email": "smtp" if s.smtp_host else "log-only (SMTP_HOST not set)",
-            "queue": s.sqs_queue_url or ("embedded" if not s.sqs_endpoint_url else "endpoint"),
+            **s.backend_kinds(),
+            "drafter": f"openai:{s.openai_model}" if s.openai_api_key else "rules",
+            "knowledge": "chroma-server" if s.chroma_url else "chroma-embedded",
+            "email": "smtp" if s.smtp_host else "log-only",
+            "queue": "sqs"
+            if s.sqs_queue_url
+            else ("embedded" if not s.sqs_endpoint_url else "endpoint"),
         }
 
 

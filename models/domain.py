@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 from decimal import ROUND_HALF_EVEN, Decimal
 from enum import StrEnum
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -123,17 +123,26 @@ class Charge(Frozen):
     created_at: datetime
     risk_level: RiskLevel = "normal"
     risk_score: int | None = None
+    # What this system already paid against the charge that the payment system's own
+    # figure does not show: account credits, and refunds it has not reported yet
+    # (services/persistence/payouts.py). Both reduce what may still be refunded.
+    credited: Decimal = Decimal("0")
+    refunds_unreported: Decimal = Decimal("0")
 
     @property
     def refundable(self) -> Decimal:
-        """What can still be refunded on this charge."""
-        return max(self.amount - self.amount_refunded, Decimal("0"))
+        """What can still be paid back on this charge, by refund or credit."""
+        paid = self.amount_refunded + self.refunds_unreported + self.credited
+        return max(self.amount - paid, Decimal("0"))
 
 
 class PaymentData(Frozen):
     customer_id: str
     disputed_charge: Charge | None
     recent_charges: list[Charge]
+    # What this system paid against the disputed charge before, for any case (the payout
+    # ledger's rows that are not failed): shown to the reviewer, never auto-approved.
+    prior_payouts: list[dict[str, Any]] = Field(default_factory=list)
 
 
 class RefundResult(Frozen):
@@ -141,8 +150,11 @@ class RefundResult(Frozen):
     charge_id: str
     amount: Decimal
     currency: str
+    # Stripe's values: pending, requires_action, succeeded, failed, canceled. A pending
+    # refund may still fail; a failed or canceled one gives the amount back to the charge.
     status: str
     idempotency_key: str
+    failure_reason: str | None = None
 
 
 class CreditResult(Frozen):
@@ -238,3 +250,7 @@ class ReviewDecision(Frozen):
     channel: ReviewChannel = "api"
     decided_at: datetime
     round: int = 1
+    # The reviewer's identity (table `reviewers`); None only for the system's auto-approval.
+    reviewer_id: int | None = None
+    # The resolution version this decision was given on (models/approvals.py).
+    version: int | None = None

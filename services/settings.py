@@ -71,6 +71,9 @@ class Settings(BaseSettings):
     payment_backend: PaymentBackend = "sandbox"
     payment_secret_key: SecretStr | None = None
     payment_api_base: str = "https://api.stripe.com"
+    # Some systems on the sandbox and others real is refused unless this is true: a
+    # proposal checked against sandbox data would move real money, or the reverse.
+    allow_mixed_backends: bool = False
     integration_timeout_seconds: float = Field(default=10.0, gt=0)
     integration_max_attempts: int = Field(default=4, ge=1)
     dispute_window_days: int = Field(default=120, ge=1)
@@ -149,11 +152,28 @@ class Settings(BaseSettings):
         if missing:
             raise ConfigurationError(f"missing setting(s): {', '.join(missing)}")
 
+    def backend_kinds(self) -> dict[str, str]:
+        """The backend chosen for each external system: `sandbox` or the vendor's name."""
+        return {
+            "crm": self.crm_backend,
+            "billing": self.billing_backend,
+            "payments": self.payment_backend,
+        }
+
     def check_backends(self) -> None:
-        """Fail fast when a real backend is chosen without its credentials."""
+        """Fail fast when a real backend is chosen without its credentials, or when some
+        systems are sandbox and others real without ALLOW_MIXED_BACKENDS."""
         if self.crm_backend == "salesforce":
             self.require("crm_base_url", "crm_access_token")
         if self.billing_backend == "zuora":
             self.require("billing_base_url", "billing_access_token")
         if self.payment_backend == "stripe":
             self.require("payment_secret_key")
+        kinds = self.backend_kinds()
+        sandbox = [name for name, kind in kinds.items() if kind == "sandbox"]
+        real = [f"{name} ({kind})" for name, kind in kinds.items() if kind != "sandbox"]
+        if sandbox and real and not self.allow_mixed_backends:
+            raise ConfigurationError(
+                f"mixed backends: sandbox {', '.join(sandbox)}; real {', '.join(real)}; "
+                "set ALLOW_MIXED_BACKENDS=true to allow it"
+            )

@@ -28,12 +28,17 @@ class Integrations:
     _closers: tuple[Callable[[], Awaitable[None]], ...] = field(default=(), repr=False)
 
     def backends(self) -> dict[str, str]:
-        """Which backend each integration uses, as `/health` reports it."""
+        """Which backend each integration uses (kinds only, never a URL or an account)."""
         return {
             "crm": self.crm.backend,
             "billing": self.billing.backend,
             "payments": self.payments.backend,
         }
+
+    def sandbox_systems(self) -> list[str]:
+        """The systems served by the sandbox (e.g. `["payments"]`), for proposals and the
+        dashboard to say which side of a mixed configuration is not real."""
+        return [name for name, kind in self.backends().items() if kind == "sandbox"]
 
     async def aclose(self) -> None:
         """Close the clients built here (the injected httpx client stays the caller's)."""
@@ -49,7 +54,11 @@ def build_integrations(
     retry: RetryPolicy | None = None,
 ) -> Integrations:
     """Build the backends chosen by CRM_BACKEND, BILLING_BACKEND and PAYMENT_BACKEND;
-    `sandbox` supplies the ones set to `sandbox` (services/sandbox/backends.py)."""
+    `sandbox` supplies the ones set to `sandbox` (services/sandbox/backends.py).
+
+    Raises ConfigurationError for missing credentials, and for sandbox and real systems
+    mixed without ALLOW_MIXED_BACKENDS (`Settings.check_backends`).
+    """
     settings.check_backends()
     timeout = settings.integration_timeout_seconds
     closers: list[Callable[[], Awaitable[None]]] = []

@@ -43,6 +43,14 @@ class BillingClient(Protocol):
         """Credit the account; the same key never credits twice."""
         ...
 
+    async def find_credit(self, *, account_key: str, idempotency_key: str) -> CreditResult | None:
+        """The credit memo made for the account under this key, or None.
+
+        Looked up from what the billing system stores, not from its idempotency cache, so
+        it still answers after the provider has forgotten the key.
+        """
+        ...
+
 
 class PaymentGateway(Protocol):
     backend: str
@@ -59,6 +67,18 @@ class PaymentGateway(Protocol):
         self, *, charge_id: str, amount: Decimal, currency: str, reason: str, idempotency_key: str
     ) -> RefundResult:
         """Refund part or all of a charge; the same key never refunds twice."""
+        ...
+
+    async def find_refund(self, *, charge_id: str, idempotency_key: str) -> RefundResult | None:
+        """The refund of this charge made under this key, or None.
+
+        Looked up from the charge's refunds, not from the provider's idempotency cache
+        (Stripe forgets a key after 24 hours), so a retry days later still finds it.
+        """
+        ...
+
+    async def get_refund(self, *, refund_id: str) -> RefundResult:
+        """One refund by id, as it stands now (to follow a pending refund until it settles)."""
         ...
 
 

@@ -1,4 +1,10 @@
-"""Stripe payments through the official SDK's `StripeClient`, asynchronously."""
+"""Stripe payments through the official SDK's `StripeClient`, asynchronously.
+
+Every refund carries its idempotency key twice: as the `Idempotency-Key` header, which
+Stripe honours for 24 hours only, and in the refund's `metadata["idempotency_key"]`, which
+stays. `find_refund` reads the metadata, so a retry after the key has expired finds the
+refund already made instead of making a second one.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +15,7 @@ from decimal import Decimal
 from typing import Any
 
 import stripe
+from stripe.params import RefundListParams
 
 from models.domain import Charge, RefundResult, RiskLevel, from_minor_units, to_minor_units
 from services.errors import (
@@ -27,6 +34,8 @@ SYSTEM = "stripe"
 MAX_LIST_LIMIT = 100
 METADATA_VALUE_MAX_CHARS = 500
 IDEMPOTENCY_KEY_MAX_CHARS = 255
+# Refund statuses in which no money left (or will leave) the account.
+SETTLED_WITHOUT_MONEY = frozenset({"failed", "canceled"})
 RISK_LEVELS: dict[str, RiskLevel] = {
     "normal": "normal",
     "elevated": "elevated",
@@ -104,23 +113,72 @@ class StripeGateway:
             )
         except stripe.StripeError as exc:
             raise _translate(exc, subject=f"refund of charge {charge_id}") from exc
-        data = refund.to_dict()
-        refund_currency = str(data["currency"]).lower()
-        if refund_currency != currency.lower():
+        result = _refund(refund.to_dict(), charge_id=charge_id, idempotency_key=idempotency_key)
+        if result.currency != currency.lower():
             logger.warning(
-                "refund %s is in %s, requested %s", data["id"], refund_currency, currency
+                "refund %s is in %s, requested %s", result.refund_id, result.currency, currency
             )
-        refunded_charge = data.get("charge")
-        if isinstance(refunded_charge, Mapping):
-            refunded_charge = refunded_charge.get("id")
-        return RefundResult(
-            refund_id=str(data["id"]),
-            charge_id=str(refunded_charge or charge_id),
-            amount=from_minor_units(int(data["amount"])),
-            currency=refund_currency,
-            status=str(data.get("status") or "pending"),
-            idempotency_key=idempotency_key,
-        )
+        return result
+
+    async def find_refund(self, *, charge_id: str, idempotency_key: str) -> RefundResult | None:
+        """The charge's refund whose metadata carries this key, reading every page.
+
+        Should several carry it (a key reused after it expired at Stripe), a live one
+        (pending, requires_action, succeeded) wins, the oldest first: that is the money
+        that moved or is moving. Otherwise the newest failed or canceled one.
+        """
+        matches: list[dict[str, Any]] = []
+        params: RefundListParams = {"charge": charge_id, "limit": MAX_LIST_LIMIT}
+        while True:
+            try:
+                page = await self._stripe.v1.refunds.list_async(params=params)
+            except stripe.StripeError as exc:
+                raise _translate(exc, subject=f"refunds of charge {charge_id}") from exc
+            items = [item.to_dict() for item in page.data]
+            matches.extend(
+                item
+                for item in items
+                if (item.get("metadata") or {}).get("idempotency_key") == idempotency_key
+            )
+            if not page.has_more or not items:
+                break
+            params = {
+                "charge": charge_id,
+                "limit": MAX_LIST_LIMIT,
+                "starting_after": items[-1]["id"],
+            }
+        if not matches:
+            return None
+        # Stripe lists newest first.
+        live = [m for m in matches if m.get("status") not in SETTLED_WITHOUT_MONEY]
+        chosen = live[-1] if live else matches[0]
+        return _refund(chosen, charge_id=charge_id, idempotency_key=idempotency_key)
+
+    async def get_refund(self, *, refund_id: str) -> RefundResult:
+        """One refund as Stripe has it now: its status and, when failed, why."""
+        try:
+            refund = await self._stripe.v1.refunds.retrieve_async(refund_id)
+        except stripe.StripeError as exc:
+            raise _translate(exc, subject=f"refund {refund_id}") from exc
+        data = refund.to_dict()
+        key = (data.get("metadata") or {}).get("idempotency_key")
+        return _refund(data, charge_id="", idempotency_key=str(key or ""))
+
+
+def _refund(data: Mapping[str, Any], *, charge_id: str, idempotency_key: str) -> RefundResult:
+    refunded_charge = data.get("charge")
+    if isinstance(refunded_charge, Mapping):
+        refunded_charge = refunded_charge.get("id")
+    failure = data.get("failure_reason")
+    return RefundResult(
+        refund_id=str(data["id"]),
+        charge_id=str(refunded_charge or charge_id),
+        amount=from_minor_units(int(data["amount"])),
+        currency=str(data["currency"]).lower(),
+        status=str(data.get("status") or "pending"),
+        idempotency_key=idempotency_key,
+        failure_reason=str(failure) if failure else None,
+    )
 
 
 def _require_two_decimals(currency: str) -> None:

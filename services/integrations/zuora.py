@@ -1,4 +1,19 @@
-"""Zuora billing over its REST API: account summary, subscriptions and credit memos."""
+"""Zuora billing over its REST API: account summary, subscriptions and credit memos.
+
+A credit memo carries its idempotency key twice: as the `Idempotency-Key` header, which
+Zuora remembers for 24 hours only, and at the head of the memo's `comment`
+(`[idempotency-key:<key>] <reason>`), which stays. `find_credit` lists the account's
+memos (`GET /v1/creditmemos?accountNumber=…`, or `accountId=…`) and matches that head, so
+a retry after the key has expired finds the credit already made.
+
+Why the comment: it is a standard field of every credit memo (255 characters), written
+on create and returned by the list, on every tenant. Zuora also documents custom fields
+on Credit Memo (e.g. an `IdempotencyKey__c`), but each tenant must define one first, and
+a memo posted with an undefined custom field is refused: every credit would fail on a
+tenant that has not. The list cannot filter on either field, so the account's memos are
+read page by page and matched here. The reason follows the key, cut to fit; each memo
+charge keeps the full reason in its own comment.
+"""
 
 from __future__ import annotations
 
@@ -46,6 +61,10 @@ AUTH_CATEGORIES = {10, 11}
 NOT_FOUND_CATEGORIES = {40}
 RETRYABLE_CATEGORIES = {50, 60, 61, 70}
 ZUORA_ID = re.compile(r"[0-9a-f]{32}")
+CREDIT_MEMOS_PAGE_SIZE = 40  # the largest page Zuora serves for this endpoint
+# Keys are written into the memo's comment; this alphabet keeps the head unambiguous.
+IDEMPOTENCY_KEY = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+CANCELLED_MEMO_STATUSES = frozenset({"Cancelled", "CancelInProgress"})
 
 
 def dumps_json(value: Any) -> bytes:
@@ -127,15 +146,14 @@ class ZuoraBilling:
         amount = quantize_money(amount)
         if amount <= 0:
             raise InvalidRequestError("credit amount must be positive")
+        head = _key_head(idempotency_key)
         charge: dict[str, Any] = {"amount": amount, "comment": reason[:COMMENT_MAX_CHARS]}
         if self._credit_charge_id:
             charge["productRatePlanChargeId"] = self._credit_charge_id
-        # Zuora ids are 32 hex characters; any other key is an account number.
-        account_field = "accountId" if ZUORA_ID.fullmatch(account_key) else "accountNumber"
         body = {
-            account_field: account_key,
+            _account_field(account_key): account_key,
             "autoPost": True,
-            "comment": reason[:COMMENT_MAX_CHARS],
+            "comment": f"{head} {reason}"[:COMMENT_MAX_CHARS],
             "charges": [charge],
         }
         memo = await self._request(
@@ -145,18 +163,52 @@ class ZuoraBilling:
             idempotency_key=idempotency_key,
             subject=f"credit memo for {account_key}",
         )
-        memo_currency = str(memo.get("currency") or currency).lower()
-        if memo_currency != currency.lower():
-            logger.warning(
-                "credit memo %s is in %s, requested %s", memo.get("number"), memo_currency, currency
-            )
-        return CreditResult(
-            credit_id=str(memo.get("number") or memo["id"]),
+        result = _credit(
+            memo,
             account_key=account_key,
-            amount=quantize_money(_decimal(memo.get("amount", amount), "amount")),
-            currency=memo_currency,
             idempotency_key=idempotency_key,
+            amount=amount,
+            currency=currency,
         )
+        if result.currency != currency.lower():
+            logger.warning(
+                "credit memo %s is in %s, requested %s", result.credit_id, result.currency, currency
+            )
+        return result
+
+    async def find_credit(self, *, account_key: str, idempotency_key: str) -> CreditResult | None:
+        """The account's credit memo whose comment starts with this key, reading every page.
+
+        Should several carry it (a key reused after it expired at Zuora), one not
+        cancelled wins: that credit stands. Otherwise the first listed.
+        """
+        head = _key_head(idempotency_key)
+        matches: list[dict[str, Any]] = []
+        page = await self._request(
+            "GET",
+            "/v1/creditmemos",
+            params={
+                _account_field(account_key): account_key,
+                "pageSize": str(CREDIT_MEMOS_PAGE_SIZE),
+            },
+            subject=f"credit memos of {account_key}",
+        )
+        while True:
+            for memo in page.get("creditmemos") or []:
+                comment = str(memo.get("comment") or "")
+                if comment == head or comment.startswith(head + " "):
+                    matches.append(memo)
+            next_page = page.get("nextPage")
+            if not next_page:
+                break
+            page = await self._request(
+                "GET", self._same_origin_path(next_page), subject="next credit memos page"
+            )
+        if not matches:
+            return None
+        standing = [m for m in matches if m.get("status") not in CANCELLED_MEMO_STATUSES]
+        memo = (standing or matches)[0]
+        return _credit(memo, account_key=account_key, idempotency_key=idempotency_key)
 
     def _same_origin_path(self, url: str) -> str:
         # nextPage is an absolute URL; the token is only ever sent to the configured host.
@@ -210,10 +262,12 @@ class ZuoraBilling:
                     f"{subject}: unreadable response", system=SYSTEM, retryable=False
                 )
             return data
-        raise _error(response, data, subject=subject)
+        raise _error(response, data, subject=subject, idempotent=idempotency_key is not None)
 
 
-def _error(response: httpx.Response, body: dict[str, Any], *, subject: str) -> PaymentsAgentError:
+def _error(
+    response: httpx.Response, body: dict[str, Any], *, subject: str, idempotent: bool
+) -> PaymentsAgentError:
     """Translate an HTTP error or a `success: false` body, by status and reason category."""
     reasons = [r for r in body.get("reasons") or [] if isinstance(r, dict)]
     detail = "; ".join(f"{r.get('code')}: {r.get('message')}" for r in reasons)
@@ -223,8 +277,9 @@ def _error(response: httpx.Response, body: dict[str, Any], *, subject: str) -> P
     retry_after = parse_retry_after(response.headers.get("Retry-After"))
     if status == 404:
         return NotFoundError(f"{SYSTEM}: {subject} not found ({detail})")
-    if status == 409:
-        # An Idempotency-Key reused with a different body, or still in flight.
+    if status == 409 or (status == 422 and idempotent):
+        # 409: a request with this Idempotency-Key is still in flight; 422: the key was
+        # used before with a different body.
         return ConflictError(f"{SYSTEM}: {subject}: {detail}")
     if status in (401, 403, 408, 429) or status >= 500:
         return error_for_status(
@@ -241,6 +296,45 @@ def _error(response: httpx.Response, body: dict[str, Any], *, subject: str) -> P
         retryable=retryable,
         retry_after=retry_after if retryable else None,
         status=status,
+    )
+
+
+def _account_field(account_key: str) -> str:
+    # Zuora ids are 32 hex characters; any other key is an account number.
+    return "accountId" if ZUORA_ID.fullmatch(account_key) else "accountNumber"
+
+
+def _key_head(idempotency_key: str) -> str:
+    """The head of a memo comment that names its idempotency key."""
+    if not IDEMPOTENCY_KEY.fullmatch(idempotency_key):
+        raise InvalidRequestError(
+            "idempotency key must be 1 to 128 letters, digits or . _ : - characters"
+        )
+    return f"[idempotency-key:{idempotency_key}]"
+
+
+def _credit(
+    memo: dict[str, Any],
+    *,
+    account_key: str,
+    idempotency_key: str,
+    amount: Decimal | None = None,
+    currency: str | None = None,
+) -> CreditResult:
+    memo_amount = memo.get("amount", amount)
+    memo_currency = memo.get("currency") or currency
+    if memo_amount is None or not memo_currency:
+        raise IntegrationError(
+            f"credit memo {memo.get('number')} has no amount or currency",
+            system=SYSTEM,
+            retryable=False,
+        )
+    return CreditResult(
+        credit_id=str(memo.get("number") or memo["id"]),
+        account_key=account_key,
+        amount=quantize_money(_decimal(memo_amount, "amount")),
+        currency=str(memo_currency).lower(),
+        idempotency_key=idempotency_key,
     )
 
 

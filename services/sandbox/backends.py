@@ -1,6 +1,11 @@
 """The sandbox's CRM, billing and payment backends: the built-in dataset, with every case
 update, credit and refund a durable row in the sandbox ledger. They implement the Protocols
-of services/integrations/protocols.py."""
+of services/integrations/protocols.py.
+
+The ledger holds one row per idempotency key and never forgets one (Stripe and Zuora do,
+after 24 hours): a repeated key here always returns the first refund or credit, and
+`find_refund` / `find_credit` read the same rows.
+"""
 
 from __future__ import annotations
 
@@ -19,7 +24,7 @@ from models.domain import (
 from services.errors import InvalidRequestError, NotFoundError
 from services.integrations.protocols import Backends
 from services.sandbox.dataset import SandboxDataset
-from services.sandbox.ledger import SandboxLedger
+from services.sandbox.ledger import LedgerEntry, SandboxLedger
 
 
 class SandboxCRM:
@@ -89,13 +94,13 @@ class SandboxBilling:
             subject_id=account_key,
             payload={"amount": str(quantize_money(amount)), "currency": currency, "reason": reason},
         )
-        return CreditResult(
-            credit_id=f"CM-{entry.entry_id:08d}",
-            account_key=account_key,
-            amount=Decimal(entry.payload["amount"]),
-            currency=entry.payload["currency"],
-            idempotency_key=idempotency_key,
-        )
+        return _credit(entry, idempotency_key=idempotency_key)
+
+    async def find_credit(self, *, account_key: str, idempotency_key: str) -> CreditResult | None:
+        entry = await self._ledger.get(idempotency_key)
+        if entry is None or entry.kind != "credit" or entry.subject_id != account_key:
+            return None
+        return _credit(entry, idempotency_key=idempotency_key)
 
 
 class SandboxPayments:
@@ -144,14 +149,47 @@ class SandboxPayments:
             subject_id=charge_id,
             payload={"amount": str(quantize_money(amount)), "currency": currency, "reason": reason},
         )
-        return RefundResult(
-            refund_id=f"re_sandbox_{entry.entry_id:08d}",
-            charge_id=charge_id,
-            amount=Decimal(entry.payload["amount"]),
-            currency=entry.payload["currency"],
-            status="succeeded",
-            idempotency_key=idempotency_key,
-        )
+        return _refund(entry, idempotency_key=idempotency_key)
+
+    async def find_refund(self, *, charge_id: str, idempotency_key: str) -> RefundResult | None:
+        entry = await self._ledger.get(idempotency_key)
+        if entry is None or entry.kind != "refund" or entry.subject_id != charge_id:
+            return None
+        return _refund(entry, idempotency_key=idempotency_key)
+
+    async def get_refund(self, *, refund_id: str) -> RefundResult:
+        number = refund_id.removeprefix(REFUND_ID_PREFIX)
+        entry = None
+        if refund_id.startswith(REFUND_ID_PREFIX) and number.isdigit():
+            entry = await self._ledger.get_entry(int(number))
+        if entry is None or entry.kind != "refund":
+            raise NotFoundError(f"refund {refund_id} not found")
+        return _refund(entry, idempotency_key=entry.idempotency_key)
+
+
+REFUND_ID_PREFIX = "re_sandbox_"
+
+
+def _refund(entry: LedgerEntry, *, idempotency_key: str) -> RefundResult:
+    # Sandbox refunds settle at once: never pending, never failed.
+    return RefundResult(
+        refund_id=f"{REFUND_ID_PREFIX}{entry.entry_id:08d}",
+        charge_id=entry.subject_id,
+        amount=Decimal(entry.payload["amount"]),
+        currency=entry.payload["currency"],
+        status="succeeded",
+        idempotency_key=idempotency_key,
+    )
+
+
+def _credit(entry: LedgerEntry, *, idempotency_key: str) -> CreditResult:
+    return CreditResult(
+        credit_id=f"CM-{entry.entry_id:08d}",
+        account_key=entry.subject_id,
+        amount=Decimal(entry.payload["amount"]),
+        currency=entry.payload["currency"],
+        idempotency_key=idempotency_key,
+    )
 
 
 def sandbox_backends(*, dataset: SandboxDataset, ledger: SandboxLedger) -> Backends:

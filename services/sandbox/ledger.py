@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -20,6 +20,7 @@ class LedgerEntry:
     subject_id: str
     payload: dict[str, Any]
     replayed: bool
+    idempotency_key: str
 
 
 class SandboxLedger:
@@ -29,17 +30,26 @@ class SandboxLedger:
         self._engine = engine
 
     async def get(self, idempotency_key: str) -> LedgerEntry | None:
+        """The entry stored under this key; keys here never expire, unlike a provider's."""
+        return await self._one(sandbox_ledger.c.idempotency_key == idempotency_key)
+
+    async def get_entry(self, entry_id: int) -> LedgerEntry | None:
+        """The entry with this id."""
+        return await self._one(sandbox_ledger.c.id == entry_id)
+
+    async def _one(self, condition: ColumnElement[bool]) -> LedgerEntry | None:
         async with self._engine.connect() as conn:
-            row = (
-                await conn.execute(
-                    select(sandbox_ledger).where(
-                        sandbox_ledger.c.idempotency_key == idempotency_key
-                    )
-                )
-            ).first()
+            row = (await conn.execute(select(sandbox_ledger).where(condition))).first()
         if row is None:
             return None
-        return LedgerEntry(row.id, row.kind, row.subject_id, row.payload, replayed=True)
+        return LedgerEntry(
+            row.id,
+            row.kind,
+            row.subject_id,
+            row.payload,
+            replayed=True,
+            idempotency_key=row.idempotency_key,
+        )
 
     async def record(
         self, *, idempotency_key: str, kind: str, subject_id: str, payload: dict[str, Any]
@@ -60,7 +70,14 @@ class SandboxLedger:
                 )
             ).scalar()
         if inserted is not None:
-            return LedgerEntry(inserted, kind, subject_id, payload, replayed=False)
+            return LedgerEntry(
+                inserted,
+                kind,
+                subject_id,
+                payload,
+                replayed=False,
+                idempotency_key=idempotency_key,
+            )
         existing = await self.get(idempotency_key)
         assert existing is not None
         return existing

@@ -11,6 +11,12 @@ at them sees the same customers, cases, subscriptions and charges as sandbox mod
         env = servers.environment()   # CRM_BACKEND=salesforce, CRM_BASE_URL=..., ...
 
 or one at a time: `with FakeStripe(dataset=dataset) as stripe_server: ...`.
+
+Like the vendors, Zuora and Stripe remember an `Idempotency-Key` for 24 hours only:
+`idempotency_ttl` (seconds, a constructor argument and an attribute) shortens that, and
+`expire_idempotency_keys()` forgets every key at once. After expiry the same key makes a
+new credit memo or refund, as it would in production. Stripe refunds can be created
+`pending` (`pending_charges`, `pending_next`) and settled later by `settle_refund`.
 """
 
 from __future__ import annotations
@@ -22,14 +28,14 @@ import re
 import secrets
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, ClassVar, Self
-from urllib.parse import parse_qs, parse_qsl, urlsplit
+from urllib.parse import parse_qs, parse_qsl, urlencode, urlsplit
 
 from models.domain import (
     BillingData,
@@ -116,6 +122,36 @@ class _Scripted:
         return (self.method is None or self.method.upper() == request.method) and (
             self.path is None or request.path.startswith(self.path)
         )
+
+
+# A day, as Stripe and Zuora keep an idempotency key.
+IDEMPOTENCY_TTL_SECONDS = 24 * 60 * 60
+
+
+class IdempotencyCache:
+    """Stored replies by idempotency key, each forgotten `ttl` seconds after it was set."""
+
+    def __init__(self, *, ttl: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self.ttl = ttl
+        self.clock = clock
+        self._entries: dict[str, tuple[float, Any, Reply]] = {}
+
+    def get(self, key: str) -> tuple[Any, Reply] | None:
+        """The fingerprint and reply stored under `key`, unless it has expired."""
+        entry = self._entries.get(key)
+        if entry is None:
+            return None
+        stored_at, fingerprint, reply = entry
+        if self.clock() - stored_at >= self.ttl:
+            del self._entries[key]
+            return None
+        return fingerprint, reply
+
+    def put(self, key: str, fingerprint: Any, reply: Reply) -> None:
+        self._entries[key] = (self.clock(), fingerprint, reply)
+
+    def expire_all(self) -> None:
+        self._entries.clear()
 
 
 class _HTTPServer(ThreadingHTTPServer):
@@ -758,6 +794,7 @@ class FakeZuora(VendorServer):
         *,
         token: str = "zuora-test-token",
         page_size: int = 40,
+        idempotency_ttl: float = IDEMPOTENCY_TTL_SECONDS,
         dataset: SandboxDataset | None = None,
     ) -> None:
         super().__init__(token=token)
@@ -765,9 +802,24 @@ class FakeZuora(VendorServer):
         self.accounts: dict[str, dict[str, Any]] = {}  # by account number
         self.subscriptions: dict[str, list[dict[str, Any]]] = {}  # by account number
         self.credit_memos: list[dict[str, Any]] = []
-        self._idempotent: dict[str, tuple[bytes, Reply]] = {}
+        self._idempotent = IdempotencyCache(ttl=idempotency_ttl)
         if dataset is not None:
             self.seed(dataset)
+
+    @property
+    def idempotency_ttl(self) -> float:
+        """Seconds an Idempotency-Key is remembered (Zuora: 24 hours)."""
+        return self._idempotent.ttl
+
+    @idempotency_ttl.setter
+    def idempotency_ttl(self, seconds: float) -> None:
+        with self._lock:
+            self._idempotent.ttl = seconds
+
+    def expire_idempotency_keys(self) -> None:
+        """Forget every Idempotency-Key now, as Zuora does a day after each was set."""
+        with self._lock:
+            self._idempotent.expire_all()
 
     def add_account(
         self, billing: BillingData, *, name: str | None = None, status: str = "Active"
@@ -820,6 +872,10 @@ class FakeZuora(VendorServer):
                 return self._summary(match.group(1))
             if match := re.fullmatch(r"/v1/subscriptions/accounts/([^/]+)", request.path):
                 return self._subscriptions(match.group(1), request)
+            if request.path == "/v1/creditmemos":
+                return self._list_credit_memos(request)
+            if match := re.fullmatch(r"/v1/creditmemos/([^/]+)", request.path):
+                return self._get_credit_memo(match.group(1))
         if request.method == "POST" and request.path == "/v1/creditmemos":
             return self._credit_memo(request)
         return self._failure(404, 50000040, "The requested resource does not exist")
@@ -868,15 +924,57 @@ class FakeZuora(VendorServer):
             body["nextPage"] = f"{self.url}{request.path}?page={page + 1}&pageSize={size}"
         return Reply.json(200, body)
 
+    def _list_credit_memos(self, request: RecordedRequest) -> Reply:
+        # Filters are exact matches on the memo's fields; newest (highest number) first,
+        # as Zuora sorts by default.
+        try:
+            page = int(request.param("page") or 1)
+            size = int(request.param("pageSize") or 20)
+        except ValueError:
+            return self._failure(200, 53100020, "page and pageSize must be integers")
+        if not 1 <= size <= 40 or page < 1:
+            return self._failure(200, 53100020, "pageSize must be between 1 and 40")
+        size = min(size, self.page_size)
+        filters = {
+            name: request.param(name)
+            for name in ("accountId", "accountNumber", "status", "number")
+            if request.param(name) is not None
+        }
+        rows = [
+            m
+            for m in reversed(self.credit_memos)
+            if all(str(m.get(name)) == value for name, value in filters.items())
+        ]
+        chunk = rows[(page - 1) * size : page * size]
+        body: dict[str, Any] = {"creditmemos": chunk, "success": True}
+        if page * size < len(rows):
+            query = urlencode({**filters, "page": page + 1, "pageSize": size})
+            body["nextPage"] = f"{self.url}{request.path}?{query}"
+        return Reply.json(200, body)
+
+    def _get_credit_memo(self, key: str) -> Reply:
+        memo = next((m for m in self.credit_memos if key in (m["id"], m["number"])), None)
+        if memo is None:
+            return self._not_found(key)
+        return Reply.json(200, {**memo, "success": True})
+
     def _credit_memo(self, request: RecordedRequest) -> Reply:
+        # Zuora keeps the first response to a key, success or failure, for a day; the
+        # same key with another body is a 422.
         key = request.header("idempotency-key")
-        if key is not None and key in self._idempotent:
-            fingerprint, stored = self._idempotent[key]
+        if key is not None and (stored := self._idempotent.get(key)) is not None:
+            fingerprint, reply = stored
             if fingerprint != request.body:
                 return self._failure(
-                    409, 50000030, "Idempotency-Key was used with a different request body"
+                    422, 50000020, "Idempotency-Key was used with a different request body"
                 )
-            return stored
+            return reply
+        reply = self._create_credit_memo(request)
+        if key is not None:
+            self._idempotent.put(key, request.body, reply)
+        return reply
+
+    def _create_credit_memo(self, request: RecordedRequest) -> Reply:
         try:
             body = request.json()
         except ValueError:
@@ -885,6 +983,9 @@ class FakeZuora(VendorServer):
         account = self._account(account_key) if account_key else None
         if account is None:
             return self._not_found(str(account_key))
+        comment = body.get("comment")
+        if comment is not None and len(str(comment)) > 255:
+            return self._failure(200, 53100020, "comment: size must be between 0 and 255")
         charges = body.get("charges")
         if not isinstance(charges, list) or not charges:
             return self._failure(200, 53100022, "charges is required")
@@ -902,14 +1003,11 @@ class FakeZuora(VendorServer):
             "amount": total,
             "currency": account["currency"],
             "status": "Posted" if body.get("autoPost") else "Draft",
-            "comment": body.get("comment"),
+            "comment": comment,
             "createdDate": datetime.now(UTC).isoformat(timespec="seconds"),
         }
         self.credit_memos.append(memo)
-        reply = Reply.json(200, {**memo, "success": True})
-        if key is not None:
-            self._idempotent[key] = (request.body, reply)
-        return reply
+        return Reply.json(200, {**memo, "success": True})
 
 
 # Stripe: form-encoded requests, `{"error": {...}}` bodies, Idempotency-Key replays.
@@ -948,20 +1046,93 @@ def stripe_charge(charge: Charge) -> dict[str, Any]:
 STRIPE_REFUND_REASONS = {"duplicate", "fraudulent", "requested_by_customer"}
 
 
+STRIPE_REFUND_FAILURE_REASONS = {
+    "charge_for_pending_refund_disputed",
+    "declined",
+    "expired_or_canceled_card",
+    "insufficient_funds",
+    "lost_or_stolen_card",
+    "merchant_request",
+    "unknown",
+}
+
+
 class FakeStripe(VendorServer):
-    """Stripe's v1 API for charges and refunds, including idempotent replays."""
+    """Stripe's v1 API for charges and refunds, including idempotent replays.
+
+    As Stripe: a refund (pending or succeeded) counts in the charge's `amount_refunded`
+    at once, and one that fails or is canceled gives its amount back. An Idempotency-Key
+    is remembered for `idempotency_ttl` seconds; within it the same request replays the
+    first response (`Idempotent-Replayed: true`) and other parameters are an
+    `idempotency_error`; after it the same key makes a new refund.
+
+    Pending refunds: a refund of a charge in `pending_charges`, or one of the next
+    `pending_next` refunds, is created `pending`; `settle_refund(id, "succeeded")` or
+    `settle_refund(id, "failed", failure_reason=...)` settles it later.
+    """
 
     system = "stripe"
 
     def __init__(
-        self, *, api_key: str = "sk_test_fake_contract", dataset: SandboxDataset | None = None
+        self,
+        *,
+        api_key: str = "sk_test_fake_contract",
+        idempotency_ttl: float = IDEMPOTENCY_TTL_SECONDS,
+        dataset: SandboxDataset | None = None,
     ) -> None:
         super().__init__(token=api_key)
         self.charges: dict[str, dict[str, Any]] = {}
-        self.refunds: dict[str, dict[str, Any]] = {}
-        self._idempotent: dict[str, tuple[tuple[tuple[str, str], ...], Reply]] = {}
+        self.refunds: dict[str, dict[str, Any]] = {}  # in creation order
+        self.pending_charges: set[str] = set()
+        self.pending_next = 0
+        self._idempotent = IdempotencyCache(ttl=idempotency_ttl)
         if dataset is not None:
             self.seed(dataset)
+
+    @property
+    def idempotency_ttl(self) -> float:
+        """Seconds an Idempotency-Key is remembered (Stripe: 24 hours)."""
+        return self._idempotent.ttl
+
+    @idempotency_ttl.setter
+    def idempotency_ttl(self, seconds: float) -> None:
+        with self._lock:
+            self._idempotent.ttl = seconds
+
+    def expire_idempotency_keys(self) -> None:
+        """Forget every Idempotency-Key now, as Stripe does a day after each was set."""
+        with self._lock:
+            self._idempotent.expire_all()
+
+    def make_refunds_pending(self, *, charge_id: str | None = None, count: int = 0) -> None:
+        """Create refunds of `charge_id` (all of them), or the next `count` refunds, pending."""
+        with self._lock:
+            if charge_id is not None:
+                self.pending_charges.add(charge_id)
+            self.pending_next += count
+
+    def settle_refund(
+        self, refund_id: str, status: str, *, failure_reason: str = "lost_or_stolen_card"
+    ) -> dict[str, Any]:
+        """Settle a pending refund `succeeded`, `failed` or `canceled`, as the card network
+        answers; a failed or canceled refund gives its amount back to the charge."""
+        if status not in ("succeeded", "failed", "canceled"):
+            raise ValueError(f"a refund settles succeeded, failed or canceled, not {status}")
+        if failure_reason not in STRIPE_REFUND_FAILURE_REASONS:
+            raise ValueError(f"Stripe has no refund failure_reason {failure_reason!r}")
+        with self._lock:
+            refund = self.refunds[refund_id]
+            if refund["status"] not in ("pending", "requires_action"):
+                raise ValueError(f"refund {refund_id} is already {refund['status']}")
+            refund["status"] = status
+            if status == "failed":
+                refund["failure_reason"] = failure_reason
+                refund["failure_balance_transaction"] = f"txn_{secrets.token_hex(12)}"
+            if status in ("failed", "canceled"):
+                charge = self.charges[refund["charge"]]
+                charge["amount_refunded"] -= refund["amount"]
+                charge["refunded"] = charge["amount_refunded"] >= charge["amount"]
+            return dict(refund)
 
     def add_charge(self, charge: Charge) -> None:
         self.charges[charge.charge_id] = stripe_charge(charge)
@@ -1024,11 +1195,13 @@ class FakeStripe(VendorServer):
                     404, f"No such refund: '{match.group(1)}'", code="resource_missing", param="id"
                 )
             return Reply.json(200, refund, self._headers())
+        if request.method == "GET" and request.path == "/v1/refunds":
+            return self._list_refunds(request)
         if request.method == "POST" and request.path == "/v1/refunds":
             return self._create_refund(request)
         return self._error(404, f"Unrecognized request URL ({request.method}: {request.path}).")
 
-    def _list_charges(self, request: RecordedRequest) -> Reply:
+    def _limit(self, request: RecordedRequest) -> int | Reply:
         try:
             limit = int(request.param("limit") or 10)
         except ValueError:
@@ -1042,6 +1215,43 @@ class FakeStripe(VendorServer):
                 code="parameter_invalid_integer",
                 param="limit",
             )
+        return limit
+
+    def _list_refunds(self, request: RecordedRequest) -> Reply:
+        limit = self._limit(request)
+        if isinstance(limit, Reply):
+            return limit
+        charge = request.param("charge")
+        if charge is not None and charge not in self.charges:
+            return self._error(
+                404, f"No such charge: '{charge}'", code="resource_missing", param="charge"
+            )
+        rows = [r for r in reversed(self.refunds.values()) if charge in (None, r["charge"])]
+        after, before = request.param("starting_after"), request.param("ending_before")
+        for cursor, name in ((after, "starting_after"), (before, "ending_before")):
+            if cursor is not None and cursor not in self.refunds:
+                return self._error(
+                    404, f"No such refund: '{cursor}'", code="resource_missing", param=name
+                )
+        ids = [r["id"] for r in rows]
+        if after is not None:
+            rows = rows[ids.index(after) + 1 :] if after in ids else []
+            page, has_more = rows[:limit], len(rows) > limit
+        elif before is not None:
+            rows = rows[: ids.index(before)] if before in ids else []
+            page, has_more = rows[-limit:], len(rows) > limit
+        else:
+            page, has_more = rows[:limit], len(rows) > limit
+        return Reply.json(
+            200,
+            {"object": "list", "url": "/v1/refunds", "has_more": has_more, "data": page},
+            self._headers(),
+        )
+
+    def _list_charges(self, request: RecordedRequest) -> Reply:
+        limit = self._limit(request)
+        if isinstance(limit, Reply):
+            return limit
         customer = request.param("customer")
         rows = [c for c in self.charges.values() if customer is None or c["customer"] == customer]
         rows.sort(key=lambda c: c["created"], reverse=True)
@@ -1060,8 +1270,8 @@ class FakeStripe(VendorServer):
         params = request.form()
         fingerprint = tuple(sorted(params.items()))
         key = request.header("idempotency-key")
-        if key is not None and key in self._idempotent:
-            first, stored = self._idempotent[key]
+        if key is not None and (remembered := self._idempotent.get(key)) is not None:
+            first, stored = remembered
             if first != fingerprint:
                 return self._error(
                     400,
@@ -1101,10 +1311,13 @@ class FakeStripe(VendorServer):
                 400, "Amount must be at least 1", code="parameter_invalid_integer", param="amount"
             )
         if amount > remaining:
+            # Stripe's wording: "charge amount" before any refund, "unrefunded amount on
+            # charge" after one.
+            what = "unrefunded amount on charge" if charge["amount_refunded"] else "charge amount"
             return self._error(
                 400,
-                f"Refund amount ({amount}) is greater than unrefunded amount on charge "
-                f"({remaining})",
+                f"Refund amount ({_dollars(amount)}) is greater than {what} "
+                f"({_dollars(remaining)})",
                 code="amount_too_large",
                 param="amount",
             )
@@ -1130,15 +1343,28 @@ class FakeStripe(VendorServer):
             "payment_intent": None,
             "reason": reason,
             "receipt_number": None,
-            "status": "succeeded",
+            "status": "pending" if self._next_is_pending(charge_id) else "succeeded",
         }
         self.refunds[refund["id"]] = refund
+        # A pending refund already counts as refunded; it is given back if it fails.
         charge["amount_refunded"] += amount
         charge["refunded"] = charge["amount_refunded"] >= charge["amount"]
         reply = Reply.json(200, refund, self._headers())
         if key is not None:
-            self._idempotent[key] = (fingerprint, reply)
+            self._idempotent.put(key, fingerprint, reply)
         return reply
+
+    def _next_is_pending(self, charge_id: str) -> bool:
+        if charge_id in self.pending_charges:
+            return True
+        if self.pending_next > 0:
+            self.pending_next -= 1
+            return True
+        return False
+
+
+def _dollars(cents: int) -> str:
+    return f"${Decimal(cents) / 100:,.2f}"
 
 
 # All three at once.

@@ -46,11 +46,13 @@ def body(run_id: str, **overrides: object) -> dict[str, object]:
     }
 
 
-async def test_health_reports_backends(api: httpx.AsyncClient) -> None:
+async def test_health_is_open_and_backends_need_a_key(api: httpx.AsyncClient) -> None:
     response = await api.get("/health", headers={"Authorization": ""})
     assert response.status_code == 200
-    assert response.json()["integrations"] == {"crm": "fake"}
-    assert response.json()["database"] == "ok"
+    assert response.json() == {"status": "ok"}
+    assert (await api.get("/health/backends", headers={"Authorization": ""})).status_code == 401
+    backends = await api.get("/health/backends")
+    assert backends.json() == {"backends": {"crm": "fake"}, "sandbox_systems": []}
 
 
 async def test_pending_lists_the_paused_run(api: httpx.AsyncClient, harness: Harness) -> None:

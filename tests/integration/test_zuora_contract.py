@@ -159,7 +159,7 @@ async def test_create_credit_posts_a_credit_memo_with_idempotency_key(
     assert request.json() == {
         "accountNumber": ACME,
         "autoPost": True,
-        "comment": "Outage credit, 6.5 hours",
+        "comment": "[idempotency-key:run-7:credit] Outage credit, 6.5 hours",
         "charges": [
             {
                 "amount": Decimal("12.50"),
