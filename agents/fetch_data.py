@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import timedelta
+from decimal import Decimal
 from typing import Any
 
 from langgraph.runtime import Runtime
@@ -54,13 +55,33 @@ async def fetch_data(state: DisputeState, runtime: Runtime[WorkflowContext]) -> 
             }
         }
     crm = CRMData(case=case, account=account, disputes_last_90d=len(disputes))
-    payment = PaymentData(customer_id=customer_id, disputed_charge=disputed, recent_charges=charges)
+    prior: list[dict[str, Any]] = []
+    if disputed is not None:
+        disputed, prior = await _with_ledger(ctx, disputed, run_id=state["run_id"])
+    payment = PaymentData(
+        customer_id=customer_id,
+        disputed_charge=disputed,
+        recent_charges=charges,
+        prior_payouts=prior,
+    )
     return {
         "customer_id": customer_id,
         "crm_data": crm.model_dump(mode="json"),
         "billing_data": billing.model_dump(mode="json"),
         "payment_data": payment.model_dump(mode="json"),
     }
+
+
+async def _with_ledger(
+    ctx: WorkflowContext, charge: Charge, *, run_id: str
+) -> tuple[Charge, list[dict[str, Any]]]:
+    """The charge with what this system already paid against it, which the payment
+    system's figure does not show: credits, and refunds it has not reported yet."""
+    paid = await ctx.store.payouts.paid_against(charge.charge_id)
+    prior = [p for p in paid.payouts if p.run_id != run_id]
+    unreported = max(paid.refunds - charge.amount_refunded, Decimal("0"))
+    charge = charge.model_copy(update={"credited": paid.credits, "refunds_unreported": unreported})
+    return charge, [p.as_dict() for p in prior]
 
 
 async def _disputed_charge(ctx: WorkflowContext, charge_id: str | None) -> Charge | None:

@@ -18,6 +18,8 @@ from models.domain import (
 from models.state import DisputeState, ReviewPlan
 from workflows.context import ReviewRules, WorkflowContext
 
+PAID_BEFORE_FLAG = "charge_paid_before"
+
 
 async def route_review(state: DisputeState, runtime: Runtime[WorkflowContext]) -> dict[str, Any]:
     """Plan the review: auto-approval, required approvals and risk flags."""
@@ -26,6 +28,8 @@ async def route_review(state: DisputeState, runtime: Runtime[WorkflowContext]) -
     crm = CRMData.model_validate(state["crm_data"])
     payment = PaymentData.model_validate(state["payment_data"])
     plan = plan_review(proposal, crm, payment, ctx.review_rules)
+    if ctx.sandbox_systems:
+        plan["sandbox_systems"] = list(ctx.sandbox_systems)
     update: dict[str, Any] = {"review": plan}
     if plan["auto_approve"]:
         approval = ReviewDecision(
@@ -34,6 +38,7 @@ async def route_review(state: DisputeState, runtime: Runtime[WorkflowContext]) -
             channel="system",
             comments=plan["auto_approve_rule"] or "",
             decided_at=ctx.clock(),
+            version=1,
         )
         update["decisions"] = [approval.model_dump(mode="json")]
     return update
@@ -54,6 +59,9 @@ def plan_review(
         flags.append(f"disputes_90d_{crm.disputes_last_90d}>{rules.max_disputes_90d}")
     if proposal.fallback_used:
         flags.append("drafter_fallback")
+    if payment.prior_payouts:
+        # This system already paid against the charge (another case): a human looks.
+        flags.append(PAID_BEFORE_FLAG)
     required = 2 if proposal.amount > rules.dual_approval_min_amount else 1
     auto = (
         not flags
@@ -74,4 +82,5 @@ def plan_review(
         "auto_approve_rule": rule,
         "required_approvals": required,
         "risk_flags": flags,
+        "dual_approval_min_amount": str(rules.dual_approval_min_amount),
     }

@@ -29,6 +29,7 @@ async def send_human_review(
                 "payment_data": state.get("payment_data"),
                 "retrieved": state.get("retrieved"),
                 "costs": state.get("costs", []),
+                "decisions": state.get("decisions", []),
             },
         )
     except Exception:

@@ -18,6 +18,15 @@ from workflows.context import WorkflowContext
 
 Check = tuple[str, Callable[[], tuple[bool, str]]]
 
+# CRM case statuses that mean the case is over (Salesforce's standard "Closed", and the
+# "Resolved" this system writes; "Closed - …" variants too).
+CLOSED_STATUSES = ("closed", "resolved")
+
+
+def is_closed(status: str) -> bool:
+    status = status.strip().casefold()
+    return any(status == s or status.startswith(f"{s} ") for s in CLOSED_STATUSES)
+
 
 async def validate_dispute(
     state: DisputeState, runtime: Runtime[WorkflowContext]
@@ -30,9 +39,20 @@ async def validate_dispute(
     payment = PaymentData.model_validate(state["payment_data"])
     case, charge = crm.case, payment.disputed_charge
     window_start = ctx.clock() - timedelta(days=ctx.dispute_window_days)
-    other_run = await ctx.store.active_run_for_case(case.case_id, exclude=state["run_id"])
+    others = await ctx.store.other_runs_of_case(case.case_id, exclude=state["run_id"])
 
     checks: list[Check] = [
+        (
+            "case_not_resolved_before",
+            lambda: (
+                others.completed is None,
+                f"resolved by run {others.completed}" if others.completed else "none",
+            ),
+        ),
+        (
+            "case_open",
+            lambda: (not is_closed(case.status), f"CRM case status {case.status!r}"),
+        ),
         (
             "charge_exists",
             lambda: (charge is not None, f"charge {case.charge_id or '(none given)'}"),
@@ -65,7 +85,10 @@ async def validate_dispute(
         ),
         (
             "no_other_active_run",
-            lambda: (other_run is None, f"active run {other_run}" if other_run else "none"),
+            lambda: (
+                others.active is None,
+                f"active run {others.active}" if others.active else "none",
+            ),
         ),
     ]
     results: list[dict[str, Any]] = []

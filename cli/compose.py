@@ -174,6 +174,7 @@ async def open_workflow(core: Core) -> AsyncIterator[Workflow]:
                     review_rules=review_rules(settings),
                     dispute_window_days=settings.dispute_window_days,
                     retry=integrations.retry,
+                    sandbox_systems=tuple(integrations.sandbox_systems()),
                     on_resolution_stored=resolution_stored,
                 )
                 runner = WorkflowRunner(

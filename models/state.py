@@ -6,7 +6,7 @@ Domain objects are stored as `model_dump(mode="json")` dicts (amounts as strings
 from __future__ import annotations
 
 import operator
-from typing import Annotated, Any, Literal, TypedDict
+from typing import Annotated, Any, Literal, NotRequired, TypedDict
 
 RunStatus = Literal["running", "pending", "completed", "rejected", "failed"]
 
@@ -23,8 +23,13 @@ class ReviewPlan(TypedDict):
 
     auto_approve: bool
     auto_approve_rule: str | None
-    required_approvals: int
+    required_approvals: int  # for the draft; a modified version's are recomputed
     risk_flags: list[str]
+    # The dual-control threshold in force, so every version's approvals are worked out
+    # from its own amount (models/approvals.py).
+    dual_approval_min_amount: NotRequired[str]
+    # Which integrations are the sandbox, so the reviewer knows what is not real.
+    sandbox_systems: NotRequired[list[str]]
 
 
 class DisputeState(TypedDict, total=False):

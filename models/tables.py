@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
+    CheckConstraint,
     Column,
     DateTime,
     ForeignKey,
@@ -83,6 +85,9 @@ review_decisions = Table(
     Column("proposal_before", JSONB),
     Column("decided_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Column("applied_at", DateTime(timezone=True)),
+    # Migration 0004: who decided, as an identity, and the resolution version decided on.
+    Column("reviewer_id", Integer),
+    Column("version", Integer),
     UniqueConstraint("run_id", "round", name="uq_review_decisions_run_round"),
     Index(
         "idx_review_decisions_unapplied",
@@ -153,6 +158,56 @@ draft_cache = Table(
     Column("expires_at", DateTime(timezone=True), nullable=False),
 )
 
+# Who may decide (migration 0004). Keys, dashboard sessions and e-mailed links all resolve
+# to a reviewer's id; an inactive reviewer decides nothing, through any channel.
+reviewers = Table(
+    "reviewers",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("name", String(200), nullable=False),
+    Column("email", String(320)),
+    Column("active", Boolean, nullable=False, server_default=text("true")),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("deactivated_at", DateTime(timezone=True)),
+    Index("uq_reviewers_name", text("lower(name)"), unique=True),
+    Index("uq_reviewers_email", "email", unique=True),
+)
+
+# The payout ledger (migration 0004): one row per intended movement of money, written before
+# the provider is called. State: intended -> sent -> pending | succeeded | failed | unknown.
+payouts = Table(
+    "payouts",
+    metadata,
+    Column("id", BigInteger, primary_key=True),
+    Column("run_id", UUID(as_uuid=False), nullable=False),
+    Column("case_id", String(64), nullable=False),
+    Column("charge_id", String(64), nullable=False),
+    Column("account_key", String(64)),
+    Column("action", String(16), nullable=False),  # refund | credit
+    Column("amount", Numeric(12, 2), nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("idempotency_key", String(200), nullable=False, unique=True),
+    Column("version", Integer, nullable=False),
+    Column("approved_by", JSONB, nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("provider", String(32), nullable=False),
+    Column("provider_ref", String(100)),
+    Column("provider_status", String(32)),
+    Column("failure_reason", Text),
+    # A failed payout an operator has seen and retried: the next attempt may pay.
+    Column("acknowledged_at", DateTime(timezone=True)),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    CheckConstraint("amount > 0", name="ck_payouts_amount_positive"),
+    CheckConstraint(
+        "state IN ('intended', 'sent', 'pending', 'succeeded', 'failed', 'unknown')",
+        name="ck_payouts_state",
+    ),
+    Index("idx_payouts_charge_id", "charge_id"),
+    Index("idx_payouts_run_id", "run_id"),
+    Index("idx_payouts_case_id", "case_id"),
+)
+
 # Reviewer API keys, stored as SHA-256 hashes only.
 reviewer_api_keys = Table(
     "reviewer_api_keys",
@@ -162,6 +217,7 @@ reviewer_api_keys = Table(
     # The reviewer's e-mail (migration 0002): review links go to e-mail addresses, and a
     # link decision is recorded under the reviewer name registered for that address.
     Column("email", String(320), index=True),
+    Column("reviewer_id", Integer, ForeignKey("reviewers.id")),  # migration 0004
     Column("key_prefix", String(16), nullable=False),
     Column("key_hash", String(64), nullable=False, unique=True),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),

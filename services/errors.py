@@ -62,5 +62,12 @@ class InvalidRequestError(PaymentsAgentError):
     status_code = 422
 
 
+class AttentionRequired(PaymentsAgentError):
+    """A step cannot go on without a person: the run parks as `needs_attention` at once,
+    its checkpoint before the step, until an operator retries or cancels it."""
+
+    status_code = 409
+
+
 class DraftError(PaymentsAgentError):
     """A drafter produced nothing usable."""

@@ -56,5 +56,7 @@ class WorkflowContext:
     dispute_window_days: int = 120
     clock: Callable[[], datetime] = utc_now
     retry: Retrier = call_once
+    # The integrations served by the sandbox (ALLOW_MIXED_BACKENDS): said on every review.
+    sandbox_systems: tuple[str, ...] = ()
     # Told when a resolution is stored, so caches keyed on similar cases can be dropped.
     on_resolution_stored: Callable[[str], Awaitable[None]] | None = None

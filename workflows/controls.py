@@ -21,6 +21,8 @@ async def retry_run(
         raise NotFoundError(f"run {run_id} not found")
     if run["status"] not in RETRYABLE_STATUSES:
         raise ConflictError(f"run {run_id} is {run['status']}; only failed or parked runs retry")
+    # A failed payout the run parked on has now been seen: the next attempt may pay again.
+    acknowledged = await store.payouts.acknowledge_failed(run_id)
     await store.schedule_attempt(run_id, attempts=0, at=None, status="running")
     await store.audit(
         run_id=run_id,
@@ -28,20 +30,30 @@ async def retry_run(
         step=run.get("current_step") or "unknown",
         actor=actor,
         event="run_retried",
-        detail={"reason": reason, "from_status": run["status"]},
+        detail={
+            "reason": reason,
+            "from_status": run["status"],
+            "failed_payouts_acknowledged": acknowledged,
+        },
     )
     await jobs.wake(run_id)
 
 
 async def cancel_run(store: WorkflowStore, *, run_id: str, actor: str, reason: str) -> None:
-    """End a run that has not moved money: it is `cancelled` and nothing further executes."""
+    """End a run that has no payout made or in flight: it is `cancelled`, nothing further
+    executes. A run whose money moved (or may have) can only be retried to its end."""
     run = await store.run_head(run_id)
     if run is None:
         raise NotFoundError(f"run {run_id} not found")
     if run["status"] not in CANCELLABLE_STATUSES:
         raise ConflictError(f"run {run_id} is {run['status']} and cannot be cancelled")
-    if run.get("current_step") in ("execute_resolution", "store_results"):
-        raise ConflictError(f"run {run_id} is executing its resolution and cannot be cancelled")
+    committed = [p for p in await store.payouts.for_run(run_id) if p.committed]
+    if committed:
+        payout = committed[-1]
+        raise ConflictError(
+            f"run {run_id} has a {payout.state} {payout.action} of {payout.amount} "
+            f"{payout.currency.upper()} and cannot be cancelled; retry it to finish"
+        )
     await store.update_run(
         run_id,
         status="cancelled",

@@ -1,8 +1,9 @@
 """Recording a reviewer's decision: the checks every channel (API, link, page) shares.
 
-The reviewer is always the authenticated one (API key, review-link token or dashboard
-session), never a name taken from a request body. The decision is stored in PostgreSQL,
-the source of truth, with its channel and the proposal it replaced; a worker resumes the run.
+The reviewer is always the authenticated identity (API key, review-link token or dashboard
+session, all resolving to one reviewer id), never a name taken from a request body. The
+decision is stored in PostgreSQL, the source of truth, with its channel and the version it
+was given on; a worker resumes the run.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from models.approvals import approval_state, identity_of
 from models.domain import (
     CRMData,
     ModifiedResolution,
@@ -20,6 +22,7 @@ from models.domain import (
 from services.drafting.guardrails import check_modification, describe
 from services.errors import ConflictError, InvalidRequestError, NotFoundError
 from services.persistence.store import WorkflowStore
+from services.review.reviewers import Reviewer
 
 
 async def pending_review(store: WorkflowStore, run_id: str) -> dict[str, Any]:
@@ -39,23 +42,38 @@ async def record_decision(
     run_id: str,
     case_id: str | None,
     decision: str,
-    reviewer: str,
+    reviewer: Reviewer,
     channel: ReviewChannel,
     comments: str,
     modified: ModifiedResolution | None,
+    version: int | None,
     now: datetime,
 ) -> ReviewDecision:
-    """Validate and store one decision for the round the run is waiting on."""
+    """Validate and store one decision for the round the run is waiting on.
+
+    `version` is the resolution version the reviewer was shown (None: the draft, version 1).
+    A decision on any other version than the current one is refused (409), so nobody
+    approves what they were not shown. A reviewer approves a version once; modifying makes
+    a new version, which the modifier approves by making it (models/approvals.py).
+    """
     run = await pending_review(store, run_id)
     if case_id is not None and case_id != run["case_id"]:
         raise InvalidRequestError(f"case_id {case_id} does not match run {run_id}")
-    if not reviewer.strip() or reviewer.strip().casefold() == "system":
-        raise InvalidRequestError("a decision needs a human reviewer")
-    prior = await store.decisions_for_run(run_id)
-    if any(str(d["reviewer"]).casefold() == reviewer.casefold() for d in prior):
+    review = run.get("human_review_data") or {}
+    proposal = run.get("resolution_proposal") or {}
+    approval = approval_state(proposal, review.get("plan"), review.get("decisions") or [])
+    current = approval.current
+    shown = version if version is not None else 1
+    if shown != current.number:
         raise ConflictError(
-            f"{reviewer} has already decided run {run_id}; "
-            "a second approval must come from a different reviewer"
+            f"you were shown version {shown}, but the resolution is now "
+            f"{current.describe()} (by {current.author}); review version {current.number}"
+        )
+    identity = identity_of({"reviewer": reviewer.name, "reviewer_id": reviewer.reviewer_id})
+    if identity in approval.approvers:
+        raise ConflictError(
+            f"{reviewer.name} has already approved version {current.number} of run {run_id}; "
+            "the next approval must come from a different reviewer"
         )
     if modified is not None:
         if decision != "approved":
@@ -72,16 +90,16 @@ async def record_decision(
         )
         if violations:
             raise InvalidRequestError(f"modified resolution refused: {describe(violations)}")
-    review = ReviewDecision(
+    recorded = ReviewDecision(
         decision=decision,
-        reviewer=reviewer,
+        reviewer=reviewer.name,
+        reviewer_id=reviewer.reviewer_id,
         comments=comments,
         modified_resolution=modified,
         channel=channel,
         decided_at=now,
-        round=int(run["human_review_data"]["awaiting_round"]),
+        round=int(review["awaiting_round"]),
+        version=current.number,
     )
-    await store.record_decision(
-        run_id=run_id, decision=review, proposal_before=run.get("resolution_proposal")
-    )
-    return review
+    await store.record_decision(run_id=run_id, decision=recorded, proposal_before=current.as_dict())
+    return recorded

@@ -126,8 +126,8 @@ class RunDriver:
     async def _schedule_retry(self, run: dict[str, Any], outcome: RunOutcome) -> None:
         run_id = str(run["run_id"])
         attempts = int(run.get("attempts") or 0) + 1
-        if attempts >= self.retry.max_attempts:
-            log.error("run gave up after %d attempts: %s", attempts, outcome.error)
+        if outcome.park or attempts >= self.retry.max_attempts:
+            log.error("run needs attention after %d attempt(s): %s", attempts, outcome.error)
             await self.store.schedule_attempt(
                 run_id, attempts=attempts, at=None, status="needs_attention"
             )

@@ -21,8 +21,9 @@ from langgraph.graph import END, START, StateGraph
 from langgraph.graph.state import CompiledStateGraph
 from langgraph.runtime import Runtime
 
+from models.approvals import approval_state
 from models.state import DisputeState
-from services.errors import IntegrationError, PaymentsAgentError
+from services.errors import AttentionRequired, IntegrationError, PaymentsAgentError
 from workflows.context import WorkflowContext
 
 log = logging.getLogger(__name__)
@@ -47,19 +48,29 @@ DisputeGraph = CompiledStateGraph[DisputeState, WorkflowContext, DisputeState, D
 
 
 class RetryableStepError(Exception):
-    """A step failed in a way that may pass later (an outage): the run stays resumable."""
+    """A step failed in a way that may pass later (an outage): the run stays resumable.
 
-    def __init__(self, step: str, cause: PaymentsAgentError) -> None:
+    With `park`, no automatic attempt follows: the run is `needs_attention` at once.
+    """
+
+    def __init__(self, step: str, cause: PaymentsAgentError, *, park: bool = False) -> None:
         super().__init__(f"{step}: {cause.message}")
         self.step = step
         self.cause = cause
+        self.park = park
+
+
+def money_moved(state: DisputeState) -> bool:
+    """True once the run's refund or credit has been made (or is pending at the provider)."""
+    return bool((state.get("execution") or {}).get("money_moved"))
 
 
 def guarded(name: str, node: Node) -> Node:
     """Run a node; a non-retryable error becomes state for handle_error.
 
     A retryable error (after the adapters' own retries) propagates out of the graph instead,
-    so the checkpoint stays before this node and the run can be driven again later.
+    so the checkpoint stays before this node and the run can be driven again later. Once
+    money has moved no error ends the run: every error is retried, then parks the run.
     """
 
     async def run(state: DisputeState, *, runtime: Runtime[WorkflowContext]) -> dict[str, Any]:
@@ -67,8 +78,10 @@ def guarded(name: str, node: Node) -> Node:
             update = await node(state, runtime=runtime)
         except GraphBubbleUp:
             raise  # interrupt(): not an error
+        except AttentionRequired as exc:
+            raise RetryableStepError(name, exc, park=True) from exc
         except PaymentsAgentError as exc:
-            if exc.retryable:
+            if exc.retryable or money_moved(state):
                 raise RetryableStepError(name, exc) from exc
             return _error_update(name, exc)
         except TRANSIENT_DATABASE_ERRORS as exc:
@@ -79,6 +92,9 @@ def guarded(name: str, node: Node) -> Node:
             raise RetryableStepError(name, cause) from exc
         except Exception as exc:  # the graph's boundary: any defect ends the run as failed
             log.exception("step %s failed", name, extra={"run_id": state.get("run_id")})
+            if money_moved(state):
+                defect = PaymentsAgentError(f"{type(exc).__name__}: {exc}"[:2000])
+                raise RetryableStepError(name, defect) from exc
             return _error_update(name, exc)
         return {**update, "current_step": name}
 
@@ -119,13 +135,13 @@ def after_generate(state: DisputeState) -> Literal["route_review", "handle_error
 
 def after_route(
     state: DisputeState,
-) -> Literal["execute_resolution", "send_human_review", "handle_error"]:
+) -> Literal["move_money", "send_human_review", "handle_error"]:
     if _failed(state):
         return "handle_error"
     review = state.get("review")
     if review is None:
         raise ValueError("route_review left no review plan")
-    return "execute_resolution" if review["auto_approve"] else "send_human_review"
+    return "move_money" if review["auto_approve"] else "send_human_review"
 
 
 def after_send(state: DisputeState) -> Literal["wait_human_review", "handle_error"]:
@@ -134,22 +150,29 @@ def after_send(state: DisputeState) -> Literal["wait_human_review", "handle_erro
 
 def after_wait(
     state: DisputeState,
-) -> Literal["wait_human_review", "execute_resolution", "store_results", "handle_error"]:
+) -> Literal["wait_human_review", "move_money", "store_results", "handle_error"]:
     if _failed(state):
         return "handle_error"
     decisions = state.get("decisions") or []
     review = state.get("review")
-    if not decisions or review is None:
+    proposal = state.get("proposal")
+    if not decisions or review is None or proposal is None:
         raise ValueError("wait_human_review finished without a decision")
-    if decisions[-1]["decision"] == "rejected":
+    approval = approval_state(proposal, review, decisions)
+    if approval.rejected_by is not None:
         return "store_results"
-    approvers = {d["reviewer"] for d in decisions if d["decision"] == "approved"}
-    if len(approvers) < review["required_approvals"]:
-        return "wait_human_review"  # dual control: a second, different reviewer
-    return "execute_resolution"
+    if not approval.satisfied:
+        # Dual control, or a modification: the version that would execute needs more
+        # approvals of its own, from reviewers who have not approved it yet.
+        return "wait_human_review"
+    return "move_money"
 
 
-def after_execute(state: DisputeState) -> Literal["store_results", "handle_error"]:
+def after_move(state: DisputeState) -> Literal["update_case", "handle_error"]:
+    return "handle_error" if _failed(state) else "update_case"
+
+
+def after_update(state: DisputeState) -> Literal["store_results", "handle_error"]:
     return "handle_error" if _failed(state) else "store_results"
 
 
@@ -167,7 +190,8 @@ class GraphNodes:
     route_review: Node
     send_human_review: Node
     wait_human_review: Node
-    execute_resolution: Node
+    move_money: Node
+    update_case: Node
     store_results: Node
     handle_error: Node
 
@@ -185,7 +209,8 @@ def build_graph(nodes: GraphNodes, checkpointer: BaseCheckpointSaver[Any]) -> Di
     graph.add_conditional_edges("route_review", after_route)
     graph.add_conditional_edges("send_human_review", after_send)
     graph.add_conditional_edges("wait_human_review", after_wait)
-    graph.add_conditional_edges("execute_resolution", after_execute)
+    graph.add_conditional_edges("move_money", after_move)
+    graph.add_conditional_edges("update_case", after_update)
     graph.add_conditional_edges("store_results", after_store)
     graph.add_edge("handle_error", END)
     return graph.compile(checkpointer=checkpointer)

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
+from models.approvals import identity_of
 from services.logs import bind_run_id
 from services.persistence.store import RunBusyError, WorkflowStore
 from services.review.email import Delivery, NotificationLog
@@ -97,7 +98,7 @@ async def _notify_run(
     done = await notifier.log.kinds(run_id)
     hours = round(waited.total_seconds() / 3600, 1)
     if waited >= policy.reminder_after and REMINDER not in done:
-        decided_by = {str(d["reviewer"]).casefold() for d in decisions}
+        decided_by = {identity_of(d) for d in decisions}
         sent = await notifier.send_reminder(run, waited=waited, decided_by=decided_by)
         await _audit(store, run, "review_reminder_sent", sent, hours)
         report.reminded.append(run_id)

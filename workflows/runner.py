@@ -42,6 +42,7 @@ class RunOutcome:
     awaiting_round: int | None = None
     retryable: bool = False
     error: dict[str, Any] | None = None
+    park: bool = False  # a person must look before another attempt (needs_attention)
     values: dict[str, Any] = field(default_factory=dict, repr=False)
 
     @property
@@ -160,13 +161,15 @@ class WorkflowRunner:
                     "step": exc.step,
                     "type": type(exc.cause).__name__,
                     "message": exc.cause.message,
-                    "retryable": True,
+                    "retryable": not exc.park,
                 }
                 log.warning("run paused on a retryable failure in %s: %s", exc.step, exc)
                 # The checkpoint stays before the failed step; the dispatcher (workflows/
                 # dispatch.py) decides when the next attempt is due.
                 await self.store.record_retryable_failure(run_id, step=exc.step, error=error)
-                return RunOutcome(run_id, "running", exc.step, retryable=True, error=error)
+                return RunOutcome(
+                    run_id, "running", exc.step, retryable=True, error=error, park=exc.park
+                )
             if values is None:  # nothing ran (a resume that only paused again)
                 return await self.settle(run_id)
             # The stream carried the state the checkpoint holds: no need to read it back.

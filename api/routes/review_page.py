@@ -23,7 +23,7 @@ from models.domain import ModifiedResolution, ResolutionAction, ReviewChannel
 from services.errors import ForbiddenError, InvalidRequestError, NotFoundError, PaymentsAgentError
 from services.review.links import InvalidTokenError, ReviewClaims
 from services.review.notifications import ReviewFacts
-from services.review.reviewers import reviewer_identity
+from services.review.reviewers import Reviewer
 from workflows.decisions import pending_review, record_decision
 
 router = APIRouter(tags=["review-page"], include_in_schema=False)
@@ -38,6 +38,11 @@ class DecisionForm:
     amount: str = ""
     reason: str = ""
     comments: str = ""
+    version: str = ""
+
+    def shown_version(self) -> int | None:
+        """The version the page showed (a hidden field); None from an older page."""
+        return int(self.version) if self.version.strip().isdigit() else None
 
     def parse(self) -> tuple[str, ModifiedResolution | None]:
         """(decision, modification) from the form; InvalidRequestError (422) when unusable."""
@@ -69,6 +74,14 @@ def _verify_link(services: ApiServices, token: str, run_id: str) -> ReviewClaims
     if services.review_links is None:
         raise InvalidTokenError("review links are not enabled on this server")
     return services.review_links.verify(token, run_id=run_id, now=services.clock())
+
+
+async def _link_reviewer(services: ApiServices, claims: ReviewClaims) -> Reviewer:
+    """The reviewer a link was issued to, while still active (revocation ends links)."""
+    reviewer = await services.reviewer_keys.reviewer(claims.reviewer_id)
+    if reviewer is None:
+        raise ForbiddenError("this review link's reviewer is no longer active")
+    return reviewer
 
 
 async def _page(
@@ -122,14 +135,14 @@ async def review_page(
         if token is not None:
             claims = _verify_link(services, token, run_id)
             await services.used_tokens.ensure_unused(claims)
+            reviewer = await _link_reviewer(services, claims)
             run = await pending_review(services.store, run_id)
-            reviewer = await reviewer_identity(services.reviewer_keys, claims.reviewer)
             return await _page(
                 request,
                 services,
                 run,
                 channel="link",
-                reviewer=reviewer,
+                reviewer=reviewer.name,
                 session=None,
                 token=token,
             )
@@ -163,9 +176,10 @@ async def submit_review(
     comments: Annotated[str, Form(max_length=MAX_COMMENTS)] = "",
     token: Annotated[str | None, Form(max_length=4096)] = None,
     csrf: Annotated[str, Form(max_length=100)] = "",
+    version: Annotated[str, Form(max_length=8)] = "",
 ) -> Response:
     """Record the decision under the link's or the session's reviewer."""
-    form = DecisionForm(decision, action, amount, reason, comments)
+    form = DecisionForm(decision, action, amount, reason, comments, version)
     try:
         run_id = parse_run_id(run_id)
         if token:
@@ -184,7 +198,7 @@ async def _submit_link(
 ) -> Response:
     claims = _verify_link(services, token, run_id)
     await services.used_tokens.ensure_unused(claims)
-    reviewer = await reviewer_identity(services.reviewer_keys, claims.reviewer)
+    reviewer = await _link_reviewer(services, claims)
     consumed = False
     try:
         verdict, modified = form.parse()
@@ -201,6 +215,7 @@ async def _submit_link(
             channel="link",
             comments=form.comments.strip(),
             modified=modified,
+            version=form.shown_version(),
             now=services.clock(),
         )
     except InvalidRequestError as exc:
@@ -212,7 +227,7 @@ async def _submit_link(
             services,
             run,
             channel="link",
-            reviewer=reviewer,
+            reviewer=reviewer.name,
             session=None,
             token=token,
             form=form,
@@ -234,7 +249,7 @@ async def _submit_link(
 async def _submit_page(
     request: Request, services: ApiServices, run_id: str, session: PageSession, form: DecisionForm
 ) -> Response:
-    reviewer = session.reviewer.name
+    reviewer = session.reviewer
     try:
         verdict, modified = form.parse()
         await record_decision(
@@ -246,6 +261,7 @@ async def _submit_page(
             channel="page",
             comments=form.comments.strip(),
             modified=modified,
+            version=form.shown_version(),
             now=services.clock(),
         )
     except InvalidRequestError as exc:
@@ -255,7 +271,7 @@ async def _submit_page(
             services,
             run,
             channel="page",
-            reviewer=reviewer,
+            reviewer=reviewer.name,
             session=session,
             form=form,
             error=exc.message,

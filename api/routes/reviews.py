@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from api.auth import ApiReviewer, require_api_reviewer
 from api.deps import Services
+from models.approvals import approval_state
 from models.domain import ModifiedResolution
 from services.errors import ForbiddenError
 from workflows.decisions import record_decision
@@ -33,6 +34,14 @@ class DecisionRequest(BaseModel):
     reviewer_name: str | None = Field(default=None, min_length=1, max_length=200)
     comments: str = Field(default="", max_length=4000)
     modified_resolution: ModifiedResolution | None = None
+    version: int | None = Field(
+        default=None,
+        ge=1,
+        le=1000,
+        description="The resolution version you were shown (`current.version` in "
+        "/human-review/pending). Omitted: the draft, version 1. A decision on a version "
+        "that is no longer current is refused with 409.",
+    )
 
 
 def pending_summary(run: dict[str, Any]) -> dict[str, Any]:
@@ -40,6 +49,11 @@ def pending_summary(run: dict[str, Any]) -> dict[str, Any]:
     crm = run.get("crm_data") or {}
     review = run.get("human_review_data") or {}
     plan = review.get("plan") or {}
+    approval = (
+        approval_state(proposal, plan, review.get("decisions") or [])
+        if proposal.get("action")
+        else None
+    )
     return {
         "run_id": run["run_id"],
         "case_id": run["case_id"],
@@ -58,8 +72,14 @@ def pending_summary(run: dict[str, Any]) -> dict[str, Any]:
                 "fallback_used",
             )
         },
+        # What would execute now, every version with who proposed or changed it, and who
+        # approved the current one (models/approvals.py).
+        "current": approval.current.as_dict() if approval else None,
+        "versions": [v.as_dict() for v in approval.versions] if approval else [],
+        "approved_by": list(approval.approver_names) if approval else [],
+        "prior_payouts": (run.get("payment_data") or {}).get("prior_payouts", []),
         "awaiting_round": review.get("awaiting_round"),
-        "required_approvals": plan.get("required_approvals"),
+        "required_approvals": approval.required if approval else plan.get("required_approvals"),
         "risk_flags": plan.get("risk_flags", []),
         "llm_cost": str(run["llm_cost"]),
         "created_at": run["created_at"].isoformat(),
@@ -93,16 +113,18 @@ async def decide(
         run_id=str(body.run_id),
         case_id=body.case_id,
         decision=body.decision,
-        reviewer=reviewer.name,
+        reviewer=reviewer,
         channel="api",
         comments=body.comments,
         modified=body.modified_resolution,
+        version=body.version,
         now=services.clock(),
     )
     return {
         "run_id": str(body.run_id),
         "decision": decision.decision,
         "round": decision.round,
+        "version": decision.version,
         "reviewer": decision.reviewer,
         "status": "recorded; the run resumes shortly",
     }

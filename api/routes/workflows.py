@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from api.auth import ApiReviewer, require_api_reviewer
 from api.deps import Services
+from models.approvals import approval_state
 from services.errors import NotFoundError, PaymentsAgentError
 from workflows.controls import cancel_run, retry_run
 
@@ -59,6 +60,13 @@ async def run_status(run_id: str, services: Services) -> dict[str, Any]:
     decisions = await services.store.decisions_for_run(run_id)
     audit = await services.store.audit_trail(run_id)
     review = run.get("human_review_data") or {}
+    proposal = run.get("resolution_proposal") or {}
+    approval = (
+        approval_state(proposal, review.get("plan"), review.get("decisions") or [])
+        if proposal.get("action")
+        else None
+    )
+    payouts = await services.store.payouts.for_run(run_id)
     return {
         "run_id": run_id,
         "case_id": run["case_id"],
@@ -73,13 +81,18 @@ async def run_status(run_id: str, services: Services) -> dict[str, Any]:
         "review": {
             "plan": review.get("plan"),
             "awaiting_round": review.get("awaiting_round"),
+            # The version that would execute, who made each version, who approved it.
+            "approval": approval.summary() if approval else None,
         },
+        "payouts": [p.as_dict() | {"idempotency_key": p.idempotency_key} for p in payouts],
         "decisions": _system_decisions(review)
         + [
             {
                 "round": d["round"],
                 "decision": d["decision"],
                 "reviewer": d["reviewer"],
+                "reviewer_id": d["reviewer_id"],
+                "version": d["version"],
                 "channel": d["channel"],
                 "comments": d["comments"],
                 "before": d["proposal_before"],

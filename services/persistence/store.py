@@ -24,6 +24,7 @@ from models.tables import (
 )
 from services.errors import ConflictError
 from services.persistence.jobs import RunJobs
+from services.persistence.payouts import PayoutLedger
 
 # A run in one of these has, or is owed, a driver (docs/architecture.md, "The run lifecycle").
 ACTIVE_STATUSES = ("running", "pending", "needs_attention")
@@ -110,6 +111,14 @@ Wake = Callable[[Any, str], Awaitable[object]]
 
 
 @dataclass(frozen=True)
+class CaseRuns:
+    """Other runs of one case: one in progress, and one that completed."""
+
+    active: str | None
+    completed: str | None
+
+
+@dataclass(frozen=True)
 class StoredDecision:
     id: int
     run_id: str
@@ -128,6 +137,7 @@ class WorkflowStore:
     def __init__(self, engine: AsyncEngine, *, jobs: RunJobs | None = None) -> None:
         self.engine = engine
         self.jobs = jobs
+        self.payouts = PayoutLedger(engine)
         # Single statements run in autocommit: no BEGIN/COMMIT/ROLLBACK round trips around
         # them (a statement is atomic on its own). Several statements use engine.begin().
         self._auto = engine.execution_options(isolation_level="AUTOCOMMIT")
@@ -348,15 +358,29 @@ class WorkflowStore:
             )
             return [_row(r) for r in rows]
 
-    async def active_run_for_case(self, case_id: str, *, exclude: str | None = None) -> str | None:
-        query = select(workflow_states.c.run_id).where(
-            workflow_states.c.case_id == case_id,
-            workflow_states.c.status.in_(ACTIVE_STATUSES),
+    async def other_runs_of_case(self, case_id: str, *, exclude: str) -> CaseRuns:
+        """Another run of the case still in progress, and one that completed, if any."""
+        runs = workflow_states.c
+
+        def first(*conditions: Any) -> Any:
+            return (
+                select(runs.run_id)
+                .where(runs.case_id == case_id, runs.run_id != exclude, *conditions)
+                .order_by(runs.created_at.desc())
+                .limit(1)
+                .scalar_subquery()
+            )
+
+        query = select(
+            first(runs.status.in_(ACTIVE_STATUSES)).label("active"),
+            first(runs.status == "completed").label("completed"),
         )
-        if exclude is not None:
-            query = query.where(workflow_states.c.run_id != exclude)
         async with self._auto.connect() as conn:
-            return (await conn.execute(query.limit(1))).scalar()
+            row = (await conn.execute(query)).one()
+        return CaseRuns(
+            active=str(row.active) if row.active else None,
+            completed=str(row.completed) if row.completed else None,
+        )
 
     async def list_runs(
         self, *, status: str | None = None, limit: int = 200
@@ -482,6 +506,8 @@ class WorkflowStore:
                             round=decision.round,
                             decision=decision.decision,
                             reviewer=decision.reviewer,
+                            reviewer_id=decision.reviewer_id,
+                            version=decision.version,
                             channel=decision.channel,
                             comments=decision.comments,
                             modified_resolution=modified,
@@ -499,6 +525,8 @@ class WorkflowStore:
                         event=f"decision_{decision.decision}",
                         detail={
                             "round": decision.round,
+                            "version": decision.version,
+                            "reviewer_id": decision.reviewer_id,
                             "channel": decision.channel,
                             "comments": decision.comments,
                             "before": proposal_before,
@@ -544,6 +572,8 @@ class WorkflowStore:
                     channel=r.channel,
                     decided_at=r.decided_at,
                     round=r.round,
+                    reviewer_id=r.reviewer_id,
+                    version=r.version,
                 ),
             )
             for r in rows

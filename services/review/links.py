@@ -1,5 +1,8 @@
 """Signed review links: expiring, single-use tokens bound to one run and one reviewer.
 
+A token names the reviewer by id (table `reviewers`); the page that takes it checks that
+the reviewer is still active, so revoking a reviewer ends their outstanding links at once.
+
 Tokens are itsdangerous `URLSafeTimedSerializer` tokens (JSON claims, the signing time and
 an HMAC-SHA256 signature). Each purpose has its own salt, so a review token can never pass
 for a dashboard session signed with the same secrets. Tokens are signed with the newest
@@ -92,7 +95,7 @@ class ReviewClaims:
     """What a valid review token says: who may decide which run, until when."""
 
     run_id: str
-    reviewer: str
+    reviewer_id: int
     nonce: str
     expires_at: datetime
 
@@ -104,9 +107,9 @@ class ReviewLinkSigner:
         self._keys = signing_keys(secret)
         self.ttl = ttl
 
-    def issue(self, *, run_id: str, reviewer: str, now: datetime) -> str:
-        """A fresh token letting `reviewer` decide `run_id` once, before now + ttl."""
-        claims = {"run": run_id, "rev": reviewer, "nonce": secrets.token_hex(16)}
+    def issue(self, *, run_id: str, reviewer_id: int, now: datetime) -> str:
+        """A fresh token letting reviewer `reviewer_id` decide `run_id` once, before now + ttl."""
+        claims = {"run": run_id, "rid": int(reviewer_id), "nonce": secrets.token_hex(16)}
         return timed_serializer(self._keys, salt=REVIEW_SALT, now=now).dumps(claims)
 
     def verify(self, token: str, *, run_id: str, now: datetime) -> ReviewClaims:
@@ -123,12 +126,15 @@ class ReviewLinkSigner:
         try:
             claims = ReviewClaims(
                 run_id=str(payload["run"]),
-                reviewer=str(payload["rev"]),
+                reviewer_id=int(payload["rid"]),
                 nonce=str(payload["nonce"]),
                 expires_at=signed_at + self.ttl,
             )
-        except (KeyError, TypeError):
-            raise InvalidTokenError("review link is invalid") from None
+        except (KeyError, TypeError, ValueError):
+            # Links issued before reviewers had ids name an e-mail address instead.
+            raise InvalidTokenError(
+                "review link is invalid or outdated; ask for a new one"
+            ) from None
         if claims.run_id != run_id:
             raise InvalidTokenError("review link is for another run")
         return claims
@@ -156,7 +162,7 @@ class UsedReviewTokens:
         """Mark the token used; ConflictError (409) when it already was (atomic)."""
         statement = (
             insert(used_review_tokens)
-            .values(nonce=claims.nonce, run_id=claims.run_id, reviewer=claims.reviewer)
+            .values(nonce=claims.nonce, run_id=claims.run_id, reviewer=str(claims.reviewer_id))
             .on_conflict_do_nothing(index_elements=["nonce"])
             .returning(used_review_tokens.c.nonce)
         )

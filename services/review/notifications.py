@@ -21,6 +21,7 @@ from urllib.parse import quote
 from jinja2 import ChainableUndefined, Environment, FileSystemLoader, select_autoescape
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from models.approvals import approval_state
 from models.costs import summarise_recorded
 from services.review.email import (
     SKIPPED,
@@ -34,13 +35,21 @@ from services.review.email import (
     SmtpSender,
 )
 from services.review.links import ReviewLinkSigner
-from services.review.reviewers import ReviewerKeys, reviewer_identity
+from services.review.reviewers import ReviewerKeys
 from services.settings import ConfigurationError, Settings
 
 log = logging.getLogger(__name__)
 
 REVIEW_REQUEST, REMINDER, ESCALATION = "review_request", "reminder", "escalation"
 TEMPLATES = Path(__file__).resolve().parent / "email_templates"
+
+
+@dataclass(frozen=True)
+class Recipient:
+    """An address to e-mail; `reviewer_id` when it belongs to an active reviewer."""
+
+    address: str
+    reviewer_id: int | None
 
 
 @dataclass(frozen=True)
@@ -61,6 +70,13 @@ class ReviewFacts:
     llm_cost: Decimal = Decimal("0")
     input_tokens: int = 0
     output_tokens: int = 0
+    # The version that would execute, every version with its author, who approved the
+    # current one (models/approvals.py), and what was paid on the charge before.
+    current: dict[str, Any] = field(default_factory=dict)
+    versions: list[dict[str, Any]] = field(default_factory=list)
+    approved_by: list[str] = field(default_factory=list)
+    prior_payouts: list[dict[str, Any]] = field(default_factory=list)
+    sandbox_systems: list[str] = field(default_factory=list)
 
     @property
     def currency(self) -> str:
@@ -72,9 +88,14 @@ class ReviewFacts:
 
     @property
     def refundable(self) -> str:
+        """What is left of the charge: refunds at the provider, and credits and refunds
+        this system made that the provider does not show, all count."""
         amount = Decimal(str(self.charge.get("amount", "0")))
-        refunded = Decimal(str(self.charge.get("amount_refunded", "0")))
-        return str(max(amount - refunded, Decimal("0")))
+        paid = sum(
+            Decimal(str(self.charge.get(key) or "0"))
+            for key in ("amount_refunded", "credited", "refunds_unreported")
+        )
+        return str(max(amount - paid, Decimal("0")))
 
     @classmethod
     def build(
@@ -89,12 +110,18 @@ class ReviewFacts:
         retrieved: dict[str, Any] | None,
         llm_cost: Decimal,
         breakdown: dict[str, Any] | None,
+        decisions: list[dict[str, Any]] | None = None,
     ) -> ReviewFacts:
         crm = crm_data or {}
         payment = payment_data or {}
         plan = plan or {}
         retrieved = retrieved or {}
         breakdown = breakdown or {}
+        approval = (
+            approval_state(proposal, plan, decisions or [])
+            if proposal and proposal.get("action")
+            else None
+        )
         return cls(
             run_id=run_id,
             case_id=case_id,
@@ -104,13 +131,20 @@ class ReviewFacts:
             disputes_last_90d=int(crm.get("disputes_last_90d") or 0),
             charge=dict(payment.get("disputed_charge") or {}),
             proposal={k: v for k, v in (proposal or {}).items() if k != "retrieved"},
-            required_approvals=int(plan.get("required_approvals") or 1),
+            required_approvals=(
+                approval.required if approval else int(plan.get("required_approvals") or 1)
+            ),
             risk_flags=list(plan.get("risk_flags") or []),
             policies=[_policy(p) for p in retrieved.get("policies") or []],
             precedents=[_precedent(p) for p in retrieved.get("precedents") or []],
             llm_cost=llm_cost,
             input_tokens=int(breakdown.get("input_tokens") or 0),
             output_tokens=int(breakdown.get("output_tokens") or 0),
+            current=approval.current.as_dict() if approval else {},
+            versions=[v.as_dict() for v in approval.versions] if approval else [],
+            approved_by=list(approval.approver_names) if approval else [],
+            prior_payouts=list(payment.get("prior_payouts") or []),
+            sandbox_systems=list(plan.get("sandbox_systems") or []),
         )
 
     @classmethod
@@ -127,6 +161,7 @@ class ReviewFacts:
             retrieved=summary.get("retrieved"),
             llm_cost=llm_cost,
             breakdown=breakdown,
+            decisions=summary.get("decisions"),
         )
 
     @classmethod
@@ -143,6 +178,7 @@ class ReviewFacts:
             retrieved=proposal.get("retrieved"),
             llm_cost=Decimal(str(run.get("llm_cost") or "0")),
             breakdown=run.get("cost_breakdown"),
+            decisions=(run.get("human_review_data") or {}).get("decisions"),
         )
 
 
@@ -207,29 +243,50 @@ class EmailNotifier:
     def backend(self) -> str:
         return self.mailer.sender.backend
 
-    def _link(self, run_id: str, recipient: str, now: datetime) -> tuple[str, bool]:
+    def _link(self, run_id: str, reviewer_id: int | None, now: datetime) -> tuple[str, bool]:
+        """A signed link for a registered reviewer; for anyone else the page (login)."""
         url = f"{self.base}/review/{run_id}"
-        if self.links is None:
+        if self.links is None or reviewer_id is None:
             return url, False
-        token = self.links.issue(run_id=run_id, reviewer=recipient, now=now)
+        token = self.links.issue(run_id=run_id, reviewer_id=reviewer_id, now=now)
         return f"{url}?token={quote(token, safe='')}", True
+
+    async def _registered(self, run_id: str, kind: str) -> list[Recipient]:
+        """The approvers who are registered, active reviewers. Links go to them only; an
+        address that is not one is recorded as skipped, with the reason."""
+        if self.keys is None:  # no reviewer registry: plain page links (login), no tokens
+            return [Recipient(address, None) for address in self.approvers]
+        recipients = []
+        for address in self.approvers:
+            reviewer = await self.keys.reviewer_for_email(address)
+            if reviewer is None:
+                await self._skip(
+                    run_id,
+                    kind,
+                    f"{address} is not a registered, active reviewer "
+                    "(utils/manage_reviewers.py create NAME --email ADDRESS)",
+                    recipient=address,
+                )
+                continue
+            recipients.append(Recipient(address, reviewer.reviewer_id))
+        return recipients
 
     def _email(
         self,
         facts: ReviewFacts,
         *,
         kind: str,
-        recipient: str,
+        recipient: Recipient,
         now: datetime,
         waited: timedelta | None = None,
     ) -> OutgoingEmail:
-        link, signed = self._link(facts.run_id, recipient, now)
+        link, signed = self._link(facts.run_id, recipient.reviewer_id, now)
         values = {
             "f": facts,
             "kind": kind,
             "link": link,
             "signed": signed,
-            "recipient": recipient,
+            "recipient": recipient.address,
             "expires": (
                 (now + self.links.ttl).strftime("%Y-%m-%d %H:%M UTC") if self.links else ""
             ),
@@ -248,14 +305,19 @@ class EmailNotifier:
             ESCALATION: f"{risk}Escalation - review overdue: {headline}",
         }[kind]
         return OutgoingEmail(
-            to=recipient,
+            to=recipient.address,
             subject=subject,
             text=self._text.render(values),
             html=self._html.render(values),
         )
 
     async def _send_all(
-        self, facts: ReviewFacts, *, kind: str, recipients: list[str], waited: timedelta | None
+        self,
+        facts: ReviewFacts,
+        *,
+        kind: str,
+        recipients: list[Recipient],
+        waited: timedelta | None,
     ) -> list[Delivery]:
         now = self.clock()
         deliveries = []
@@ -266,11 +328,15 @@ class EmailNotifier:
             )
         return deliveries
 
-    async def _skip(self, run_id: str, kind: str, reason: str) -> list[Delivery]:
+    async def _skip(
+        self, run_id: str, kind: str, reason: str, *, recipient: str = ""
+    ) -> list[Delivery]:
         level = logging.WARNING if self.mailer.sender.delivers else logging.INFO
         log.log(level, "no %s e-mail sent: %s", kind, reason, extra={"run_id": run_id})
-        await self.log.record(run_id=run_id, kind=kind, recipient="", status=SKIPPED, error=reason)
-        return [Delivery("", kind, SKIPPED, 0, reason)]
+        await self.log.record(
+            run_id=run_id, kind=kind, recipient=recipient, status=SKIPPED, error=reason
+        )
+        return [Delivery(recipient, kind, SKIPPED, 0, reason)]
 
     async def request_review(self, *, run_id: str, case_id: str, summary: dict[str, Any]) -> None:
         """E-mail every approver once; a re-run after a crash skips those already reached."""
@@ -278,20 +344,23 @@ class EmailNotifier:
             await self._skip(run_id, REVIEW_REQUEST, "APPROVER_EMAIL not set")
             return
         reached = await self.log.delivered_to(run_id, REVIEW_REQUEST)
-        recipients = [a for a in self.approvers if a not in reached]
+        recipients = [
+            r for r in await self._registered(run_id, REVIEW_REQUEST) if r.address not in reached
+        ]
         facts = ReviewFacts.from_summary(run_id, case_id, summary)
         await self._send_all(facts, kind=REVIEW_REQUEST, recipients=recipients, waited=None)
 
     async def send_reminder(
         self, run: dict[str, Any], *, waited: timedelta, decided_by: set[str]
     ) -> list[Delivery]:
-        """Remind the approvers who have not decided yet (fresh links)."""
+        """Remind the approvers who have not decided yet (fresh links). `decided_by` holds
+        identities (models/approvals.identity_of)."""
         run_id = str(run["run_id"])
-        recipients = []
-        for approver in self.approvers:
-            identity = await reviewer_identity(self.keys, approver) if self.keys else approver
-            if identity.casefold() not in decided_by and approver.casefold() not in decided_by:
-                recipients.append(approver)
+        recipients = [
+            r
+            for r in await self._registered(run_id, REMINDER)
+            if f"reviewer:{r.reviewer_id}" not in decided_by
+        ]
         if not recipients:
             return await self._skip(run_id, REMINDER, "no approver left to remind")
         facts = ReviewFacts.from_run(run)
@@ -303,9 +372,9 @@ class EmailNotifier:
         if not self.escalation_email:
             return await self._skip(run_id, ESCALATION, "ESCALATION_EMAIL not set")
         facts = ReviewFacts.from_run(run)
-        return await self._send_all(
-            facts, kind=ESCALATION, recipients=[self.escalation_email], waited=waited
-        )
+        reviewer = await self.keys.reviewer_for_email(self.escalation_email) if self.keys else None
+        recipient = Recipient(self.escalation_email, reviewer.reviewer_id if reviewer else None)
+        return await self._send_all(facts, kind=ESCALATION, recipients=[recipient], waited=waited)
 
 
 def build_notifier(

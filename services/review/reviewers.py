@@ -1,4 +1,10 @@
-"""Reviewer API keys: random, shown once, stored only as a SHA-256 hash.
+"""Reviewers and their API keys. Keys are random, shown once, stored only as a SHA-256 hash.
+
+A reviewer is an identity (table `reviewers`: id, name, e-mail, active). API keys, dashboard
+sessions and e-mailed links all resolve to that id, and dual control compares ids, so one
+person is one reviewer on every channel. Revoking a reviewer (by name) deactivates them:
+their keys, sessions and outstanding links stop working at once, because each of those is
+checked against the reviewer's active flag when used.
 
 A key looks like `pa_` followed by 32 URL-safe characters (192 random bits); the log filter
 masks that shape. The first characters (`key_prefix`) are kept in clear so an operator can
@@ -14,9 +20,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import func, select, update
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from models.tables import reviewer_api_keys
+from models.tables import reviewer_api_keys, reviewers
 from services.errors import InvalidRequestError
 
 KEY_PREFIX = "pa_"
@@ -29,11 +35,13 @@ _EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]{1,255}$")
 
 @dataclass(frozen=True)
 class Reviewer:
-    """An authenticated reviewer: the name decisions are recorded under."""
+    """An authenticated, active reviewer. `reviewer_id` is who decided; `key_id` is the API
+    key they came with (None for an e-mailed link)."""
 
+    reviewer_id: int
     name: str
     email: str | None
-    key_id: int
+    key_id: int | None = None
 
 
 @dataclass(frozen=True)
@@ -91,12 +99,47 @@ class ReviewerKeys:
         key = KEY_PREFIX + secrets.token_urlsafe(KEY_RANDOM_BYTES)
         prefix = key[:SHOWN_PREFIX_LENGTH]
         async with self.engine.begin() as conn:
+            reviewer_id = await self._register(conn, name, email)
             await conn.execute(
                 reviewer_api_keys.insert().values(
-                    reviewer=name, email=email, key_prefix=prefix, key_hash=hash_key(key)
+                    reviewer=name,
+                    email=email,
+                    reviewer_id=reviewer_id,
+                    key_prefix=prefix,
+                    key_hash=hash_key(key),
                 )
             )
         return IssuedKey(key=key, prefix=prefix, reviewer=name, email=email)
+
+    @staticmethod
+    async def _register(conn: AsyncConnection, name: str, email: str | None) -> int:
+        """The reviewer named `name`, created or made active again, with `email` if given."""
+        row = (
+            await conn.execute(
+                select(reviewers.c.id, reviewers.c.email)
+                .where(func.lower(reviewers.c.name) == name.lower())
+                .with_for_update()
+            )
+        ).first()
+        if email is not None:
+            holder = (
+                await conn.execute(select(reviewers.c.id).where(reviewers.c.email == email))
+            ).scalar()
+            if holder is not None and (row is None or holder != row.id):
+                raise InvalidRequestError(f"{email} belongs to another reviewer")
+        if row is None:
+            return int(
+                (
+                    await conn.execute(
+                        reviewers.insert().values(name=name, email=email).returning(reviewers.c.id)
+                    )
+                ).scalar_one()
+            )
+        values: dict[str, Any] = {"active": True, "deactivated_at": None}
+        if email is not None:
+            values["email"] = email
+        await conn.execute(update(reviewers).where(reviewers.c.id == row.id).values(**values))
+        return int(row.id)
 
     async def rotate(self, name: str, *, email: str | None = None) -> IssuedKey:
         """Revoke `name`'s active keys and issue a fresh one (e.g. the demo's reviewer)."""
@@ -104,16 +147,24 @@ class ReviewerKeys:
         return await self.create(name, email=email)
 
     async def revoke(self, selector: str) -> int:
-        """Revoke by full key, shown prefix (`pa_xxxxxx`) or reviewer name; the count revoked."""
+        """Revoke by full key or shown prefix (`pa_xxxxxx`): that key. By reviewer name: the
+        reviewer, with every key, session and outstanding link of theirs. The keys revoked."""
         selector = selector.strip()
         column = reviewer_api_keys.c
+        by_name = not selector.startswith(KEY_PREFIX)
         if looks_like_key(selector):
             condition = column.key_hash == hash_key(selector)
-        elif selector.startswith(KEY_PREFIX):
+        elif not by_name:
             condition = column.key_prefix == selector
         else:
-            condition = column.reviewer == selector
+            condition = func.lower(column.reviewer) == selector.lower()
         async with self.engine.begin() as conn:
+            if by_name:
+                await conn.execute(
+                    update(reviewers)
+                    .where(func.lower(reviewers.c.name) == selector.lower(), reviewers.c.active)
+                    .values(active=False, deactivated_at=func.now())
+                )
             result = await conn.execute(
                 update(reviewer_api_keys)
                 .where(condition, column.revoked_at.is_(None))
@@ -126,50 +177,55 @@ class ReviewerKeys:
         if not looks_like_key(key):
             return None
         digest = hash_key(key)
-        async with self.engine.connect() as conn:
-            row = (
-                await conn.execute(
-                    select(reviewer_api_keys).where(
-                        reviewer_api_keys.c.key_hash == digest,
-                        reviewer_api_keys.c.revoked_at.is_(None),
-                    )
-                )
-            ).first()
+        row = await self._key_row(reviewer_api_keys.c.key_hash == digest)
         if row is None or not secrets.compare_digest(row.key_hash, digest):
             return None
-        return Reviewer(name=row.reviewer, email=row.email, key_id=row.id)
+        return Reviewer(row.reviewer_id, row.name, row.email, key_id=row.key_id)
 
     async def active(self, key_id: int) -> Reviewer | None:
-        """The reviewer of key `key_id` while that key is not revoked (dashboard sessions)."""
+        """The reviewer of key `key_id` while the key and the reviewer are active (sessions)."""
+        row = await self._key_row(reviewer_api_keys.c.id == key_id)
+        return Reviewer(row.reviewer_id, row.name, row.email, key_id=row.key_id) if row else None
+
+    async def _key_row(self, condition: Any) -> Any:
+        keys = reviewer_api_keys.c
         async with self.engine.connect() as conn:
-            row = (
+            return (
                 await conn.execute(
-                    select(reviewer_api_keys).where(
-                        reviewer_api_keys.c.id == key_id,
-                        reviewer_api_keys.c.revoked_at.is_(None),
+                    select(
+                        keys.id.label("key_id"),
+                        keys.key_hash,
+                        reviewers.c.id.label("reviewer_id"),
+                        reviewers.c.name,
+                        reviewers.c.email,
                     )
+                    .join(reviewers, reviewers.c.id == keys.reviewer_id)
+                    .where(condition, keys.revoked_at.is_(None), reviewers.c.active)
                 )
             ).first()
-        return Reviewer(name=row.reviewer, email=row.email, key_id=row.id) if row else None
 
-    async def reviewer_for_email(self, email: str) -> str | None:
-        """The registered reviewer name for an e-mail address (newest active key), if any."""
+    async def reviewer(self, reviewer_id: int) -> Reviewer | None:
+        """The reviewer with this id, while active (review links carry the id)."""
+        return await self._reviewer(reviewers.c.id == reviewer_id)
+
+    async def reviewer_for_email(self, email: str) -> Reviewer | None:
+        """The active reviewer registered with this e-mail address, if any."""
         try:
             address = normalise_email(email)
         except InvalidRequestError:
             return None
+        return await self._reviewer(reviewers.c.email == address) if address else None
+
+    async def _reviewer(self, condition: Any) -> Reviewer | None:
         async with self.engine.connect() as conn:
-            return (
+            row = (
                 await conn.execute(
-                    select(reviewer_api_keys.c.reviewer)
-                    .where(
-                        reviewer_api_keys.c.email == address,
-                        reviewer_api_keys.c.revoked_at.is_(None),
+                    select(reviewers.c.id, reviewers.c.name, reviewers.c.email).where(
+                        condition, reviewers.c.active
                     )
-                    .order_by(reviewer_api_keys.c.created_at.desc())
-                    .limit(1)
                 )
-            ).scalar()
+            ).first()
+        return Reviewer(row.id, row.name, row.email) if row else None
 
     async def list(self) -> list[dict[str, Any]]:
         """Every key without its secret: prefix, reviewer, e-mail, created, revoked."""
@@ -184,12 +240,3 @@ class ReviewerKeys:
                 ).order_by(reviewer_api_keys.c.id)
             )
             return [dict(r._mapping) for r in rows]
-
-
-async def reviewer_identity(keys: ReviewerKeys, email: str) -> str:
-    """The name a decision made by `email` is recorded under.
-
-    The registered reviewer's name when a key carries that address, else the address:
-    so one person deciding by link and by API is one reviewer for dual control.
-    """
-    return await keys.reviewer_for_email(email) or email

@@ -34,6 +34,7 @@ from services.persistence.store import WorkflowStore
 from services.review.email import Mailer, NotificationLog
 from services.review.links import ReviewLinkSigner
 from services.review.notifications import EmailNotifier
+from services.review.reviewers import ReviewerKeys
 from services.settings import Settings
 from tests.e2e.conftest import ROOT, Processes, free_port, wait_for
 from tests.fakes.email import RecordingSender
@@ -228,9 +229,12 @@ async def test_emailed_link_opens_in_the_browser_and_works_once(
         escalation_email=None,
         public_base_url=f"http://127.0.0.1:{port}",
         links=ReviewLinkSigner(SECRET.encode(), ttl=timedelta(hours=72)),
+        keys=ReviewerKeys(engine),
     )
     try:
         async with runs(postgres_url, notifier) as r, serve_api(postgres_url, port) as base:
+            # Links go only to registered, active reviewers.
+            await ReviewerKeys(engine).create("bob", email="bob@example.com")
             run = await r.runner.start(case_id="500R")
             [mail] = sender.sent
             match = re.search(rf"{re.escape(base)}/review/\S+", mail.text)
@@ -244,7 +248,7 @@ async def test_emailed_link_opens_in_the_browser_and_works_once(
                 page = await browser.new_page()
                 opened = await page.goto(link)
                 assert opened is not None and opened.status == 200
-                assert await page.inner_text("#reviewer") == "bob@example.com"
+                assert await page.inner_text("#reviewer") == "bob"
                 assert "radar_risk_elevated" in await page.inner_text("#risk-flags")
                 await page.check("input[name=decision][value=approve]")
                 await page.fill("#comments", "duplicate confirmed")
@@ -258,7 +262,7 @@ async def test_emailed_link_opens_in_the_browser_and_works_once(
                 await browser.close()
 
             [decision] = await r.runner.store.decisions_for_run(run.run_id)
-            assert (decision["reviewer"], decision["channel"]) == ("bob@example.com", "link")
+            assert (decision["reviewer"], decision["channel"]) == ("bob", "link")
             await apply_decisions(r)
             row = await r.runner.store.get_run(run.run_id)
             assert row is not None and row["status"] == "completed"

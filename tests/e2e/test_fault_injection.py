@@ -4,8 +4,9 @@ Real processes throughout: `app.py` workers and the API on one PostgreSQL databa
 SQS over HTTP, and local servers speaking Salesforce, Zuora and Stripe's wire formats.
 
 Round 1 parks seven disputes, each at its own kill point, then kills the worker once:
-- A: Stripe has refunded, its reply is held open (execute_resolution, money in flight);
-- B: execute_resolution is checkpointed, its row update waits on a row lock the test holds;
+- A: Stripe has refunded, its reply is held open (move_money, money in flight);
+- B: update_case is checkpointed (the refund made, the case updated), its row update waits
+  on a row lock the test holds;
 - C: Salesforce holds the case read open (fetch_data in flight, after the first checkpoint);
 - D: fetch_data is checkpointed, its row update waits on a row lock the test holds;
 - E: the intake transaction waits on the case's advisory lock the test holds (not committed);
@@ -62,8 +63,8 @@ class Dispute:
 PARKED = {
     d.label: d
     for d in (
-        Dispute("A", "00001042", "execute_resolution: refunded, reply held", "refund", "29.00"),
-        Dispute("B", "00001044", "execute_resolution checkpointed, row not", "refund", "99.00"),
+        Dispute("A", "00001042", "move_money: refunded, reply held", "refund", "29.00"),
+        Dispute("B", "00001044", "update_case checkpointed, row not", "refund", "99.00"),
         Dispute("C", "00001049", "fetch_data: case read held", "refund", "199.00"),
         Dispute("D", "00001051", "fetch_data checkpointed, row not", "refund", "399.00"),
         Dispute("E", "00001053", "intake transaction not committed", "refund", "299.00"),
@@ -227,7 +228,7 @@ def test_worker_killed_at_every_boundary_loses_nothing_and_pays_once(
     publish("B")
     wait_vendor(salesforce, case_path + case_of["B"], "PATCH")
     hold("B", row_lock, case_of["B"])
-    wait_blocked("B", "B's execute_resolution row update to wait on the row lock")
+    wait_blocked("B", "B's update_case row update to wait on the row lock")
     wait_vendor(salesforce, case_path + case_of["C"], "GET")  # C: case read held
     wait_for(
         lambda: (run_of(postgres_url, case_of["G"]) or {}).get("status") == "pending",
@@ -253,7 +254,8 @@ def test_worker_killed_at_every_boundary_loses_nothing_and_pays_once(
     assert events_of(postgres_url, case_of["A"], "refund_executed") == []
     assert len(events_of(postgres_url, case_of["B"], "refund_executed")) == 1
     assert len(events_of(postgres_url, case_of["B"], "case_updated")) == 1
-    assert "execute_resolution" not in steps_completed(postgres_url, case_of["B"])
+    assert "move_money" in steps_completed(postgres_url, case_of["B"])
+    assert "update_case" not in steps_completed(postgres_url, case_of["B"])
     assert steps_completed(postgres_url, case_of["C"]) == []
     assert steps_completed(postgres_url, case_of["D"]) == []
     assert run_of(postgres_url, case_of["E"]) is None
@@ -358,12 +360,14 @@ def test_worker_killed_at_every_boundary_loses_nothing_and_pays_once(
         execution = run["final_resolution"]["execution"]
         if dispute.action == "credit":
             assert [m["amount"] for m in zuora.credit_memos] == [Decimal(dispute.amount)]
-            keys_sent = {r.header("Idempotency-Key") for r in zuora.requests_to("/v1/creditmemos")}
+            keys_sent = {
+                r.header("Idempotency-Key") for r in zuora.requests_to("/v1/creditmemos", "POST")
+            }
             assert keys_sent == {f"{run_id}:credit"}
             continue
         refunds = [r for r in stripe.refunds.values() if r["charge"] == charge_id]
         assert [r["amount"] for r in refunds] == [cents(dispute.amount)], dispute
-        assert execution["refund"]["refund_id"] == refunds[0]["id"], dispute
+        assert execution["payout"]["provider_ref"] == refunds[0]["id"], dispute
         requests = [
             r for r in stripe.requests_to("/v1/refunds", "POST") if r.form()["charge"] == charge_id
         ]
@@ -372,7 +376,7 @@ def test_worker_killed_at_every_boundary_loses_nothing_and_pays_once(
     assert len(stripe.refunds) == len(DISPUTES) - 1
 
     # The parked runs resumed where their checkpoints were, not before.
-    # fetch_data read D's case once (execute_resolution's own read asks for fewer fields).
+    # fetch_data read D's case once (update_case's own read asks for fewer fields).
     reads_d = salesforce.requests_to(case_path + case_of["D"], "GET")
     assert [r for r in reads_d if "CaseNumber" in (r.param("fields") or "")] == reads_d[:1]
     assert len(salesforce.requests_to(case_path + case_of["B"], "PATCH")) == 1

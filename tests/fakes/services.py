@@ -24,7 +24,7 @@ from models.domain import (
     Subscription,
 )
 from services.drafting.context import DraftingContext
-from services.errors import IntegrationError, NotFoundError
+from services.errors import IntegrationError, InvalidRequestError, NotFoundError
 
 NOW = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
 
@@ -108,11 +108,15 @@ class FakeWorld:
 
 
 class FakeCRM:
+    """Cases as Salesforce keeps them: recording an outcome sets the case's status."""
+
     backend = "fake"
 
     def __init__(self, world: FakeWorld) -> None:
         self.world = world
         self.outcomes: dict[str, dict[str, Any]] = {}
+        self.fail_outcomes_with: Exception | None = None
+        self.outcome_requests = 0
 
     async def get_case(self, *, case_id: str) -> CRMCase:
         if case_id not in self.world.cases:
@@ -128,15 +132,39 @@ class FakeCRM:
     async def record_outcome(
         self, *, case_id: str, status: str, summary: str, idempotency_key: str
     ) -> None:
+        self.outcome_requests += 1
+        if self.fail_outcomes_with is not None:
+            raise self.fail_outcomes_with
         self.outcomes[idempotency_key] = {"case_id": case_id, "status": status, "summary": summary}
+        case = self.world.cases[case_id]
+        self.world.cases[case_id] = case.model_copy(update={"status": status})
+
+
+@dataclass
+class _Keyed:
+    """A provider's idempotency record: the first result, until the key expires."""
+
+    result: Any
+    at: datetime
 
 
 class FakeBilling:
+    """Zuora-like credits: a key replays its memo until it expires; memos are listed by
+    account with the key in their reference field, forever."""
+
     backend = "fake"
 
-    def __init__(self, world: FakeWorld) -> None:
+    def __init__(self, world: FakeWorld, *, key_ttl: timedelta = timedelta(hours=24)) -> None:
         self.world = world
-        self.credits: dict[str, CreditResult] = {}
+        self.key_ttl = key_ttl
+        self.clock = lambda: NOW
+        self.memos: list[CreditResult] = []
+        self._keys: dict[str, _Keyed] = {}
+        self.fail_credits_with: Exception | None = None
+
+    @property
+    def credits(self) -> dict[str, CreditResult]:
+        return {m.idempotency_key: m for m in self.memos}
 
     async def get_billing(self, *, account_key: str) -> BillingData:
         return self.world.billing[account_key]
@@ -144,25 +172,51 @@ class FakeBilling:
     async def create_credit(
         self, *, account_key: str, amount: Decimal, currency: str, reason: str, idempotency_key: str
     ) -> CreditResult:
-        if idempotency_key not in self.credits:
-            self.credits[idempotency_key] = CreditResult(
-                credit_id=f"CM{len(self.credits) + 1}",
-                account_key=account_key,
-                amount=amount,
-                currency=currency,
-                idempotency_key=idempotency_key,
-            )
-        return self.credits[idempotency_key]
+        if self.fail_credits_with is not None:
+            raise self.fail_credits_with
+        keyed = self._keys.get(idempotency_key)
+        if keyed is not None and self.clock() - keyed.at < self.key_ttl:
+            return keyed.result  # type: ignore[no-any-return]
+        memo = CreditResult(
+            credit_id=f"CM{len(self.memos) + 1}",
+            account_key=account_key,
+            amount=amount,
+            currency=currency,
+            idempotency_key=idempotency_key,
+        )
+        self.memos.append(memo)
+        self._keys[idempotency_key] = _Keyed(memo, self.clock())
+        return memo
+
+    async def find_credit(self, *, account_key: str, idempotency_key: str) -> CreditResult | None:
+        for memo in self.memos:
+            if memo.account_key == account_key and memo.idempotency_key == idempotency_key:
+                return memo
+        return None
 
 
 class FakePayments:
+    """Stripe-like refunds: each shrinks what is refundable on its charge; a key replays
+    its refund only until it expires (24 h by default, as Stripe's); refunds can be made
+    `pending` (`next_status`) and settled later (`settle`); every refund is listed on its
+    charge with the key in its metadata, forever."""
+
     backend = "fake"
 
-    def __init__(self, world: FakeWorld) -> None:
+    def __init__(self, world: FakeWorld, *, key_ttl: timedelta = timedelta(hours=24)) -> None:
         self.world = world
-        self.refunds: dict[str, RefundResult] = {}
+        self.key_ttl = key_ttl
+        self.clock = lambda: NOW
+        self.made: list[RefundResult] = []
+        self._keys: dict[str, _Keyed] = {}
         self.refund_requests: list[str] = []
         self.fail_refunds_with: Exception | None = None
+        self.next_status = "succeeded"
+
+    @property
+    def refunds(self) -> dict[str, RefundResult]:
+        """The latest refund made under each key."""
+        return {r.idempotency_key: r for r in self.made}
 
     async def list_charges(self, *, customer_id: str, limit: int) -> list[Charge]:
         return [c for c in self.world.charges.values() if c.customer_id == customer_id][:limit]
@@ -178,16 +232,57 @@ class FakePayments:
         self.refund_requests.append(idempotency_key)
         if self.fail_refunds_with is not None:
             raise self.fail_refunds_with
-        if idempotency_key not in self.refunds:
-            self.refunds[idempotency_key] = RefundResult(
-                refund_id=f"re_{len(self.refunds) + 1}",
-                charge_id=charge_id,
-                amount=amount,
-                currency=currency,
-                status="succeeded",
-                idempotency_key=idempotency_key,
+        keyed = self._keys.get(idempotency_key)
+        if keyed is not None and self.clock() - keyed.at < self.key_ttl:
+            return keyed.result  # type: ignore[no-any-return]
+        charge = await self.get_charge(charge_id=charge_id)
+        if amount > charge.amount - charge.amount_refunded:
+            raise InvalidRequestError(
+                f"Refund amount ({amount}) is greater than unrefunded amount on charge "
+                f"({charge.amount - charge.amount_refunded})"
             )
-        return self.refunds[idempotency_key]
+        self._refunded(charge_id, amount)
+        refund = RefundResult(
+            refund_id=f"re_{len(self.made) + 1}",
+            charge_id=charge_id,
+            amount=amount,
+            currency=currency,
+            status=self.next_status,
+            idempotency_key=idempotency_key,
+        )
+        self.made.append(refund)
+        self._keys[idempotency_key] = _Keyed(refund, self.clock())
+        return refund
+
+    def _refunded(self, charge_id: str, amount: Decimal) -> None:
+        charge = self.world.charges[charge_id]
+        self.world.charges[charge_id] = charge.model_copy(
+            update={"amount_refunded": charge.amount_refunded + amount}
+        )
+
+    def settle(self, refund_id: str, status: str, *, failure_reason: str | None = None) -> None:
+        """Settle a pending refund; a failed one gives its amount back to the charge."""
+        for index, refund in enumerate(self.made):
+            if refund.refund_id == refund_id:
+                self.made[index] = refund.model_copy(
+                    update={"status": status, "failure_reason": failure_reason}
+                )
+                if status == "failed":
+                    self._refunded(refund.charge_id, -refund.amount)
+                return
+        raise KeyError(refund_id)
+
+    async def find_refund(self, *, charge_id: str, idempotency_key: str) -> RefundResult | None:
+        for refund in self.made:
+            if refund.charge_id == charge_id and refund.idempotency_key == idempotency_key:
+                return refund
+        return None
+
+    async def get_refund(self, *, refund_id: str) -> RefundResult:
+        for refund in self.made:
+            if refund.refund_id == refund_id:
+                return refund
+        raise NotFoundError(f"refund {refund_id} not found")
 
 
 class FakeKnowledge:

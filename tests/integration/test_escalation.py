@@ -30,6 +30,14 @@ APPROVERS = ["alice@example.com", "bob@example.com"]
 LEAD = "finance-lead@example.com"
 
 
+@pytest.fixture(autouse=True)
+async def registered_approvers(harness: Harness) -> None:
+    """Links go only to registered, active reviewers: alice and bob are; the lead is not."""
+    keys = ReviewerKeys(harness.store.engine)
+    await keys.create("alice", email="alice@example.com")
+    await keys.create("bob", email="bob@example.com")
+
+
 def notifier_for(
     harness: Harness, sender: RecordingSender, *, escalation_email: str | None = LEAD
 ) -> EmailNotifier:
@@ -132,18 +140,21 @@ async def test_a_long_outage_of_the_sweep_sends_both_at_once(harness: Harness) -
 async def test_reminder_goes_only_to_approvers_who_have_not_decided(harness: Harness) -> None:
     dual = harness.with_context(review_rules=ReviewRules(dual_approval_min_amount=Decimal("50")))
     run_id, created = await pending_run(dual)
-    # alice decides by API; her e-mail address is registered with her key, so the reminder
-    # knows alice@example.com has decided.
-    await ReviewerKeys(harness.store.engine).create("alice", email="alice@example.com")
+    # alice decides by API; her key and her e-mail address are one reviewer, so the
+    # reminder knows alice@example.com has decided.
+    issued = await ReviewerKeys(harness.store.engine).create("alice", email="alice@example.com")
+    alice = await ReviewerKeys(harness.store.engine).verify(issued.key)
+    assert alice is not None
     await record_decision(
         dual.store,
         run_id=run_id,
         case_id=None,
         decision="approved",
-        reviewer="alice",
+        reviewer=alice,
         channel="api",
         comments="",
         modified=None,
+        version=None,
         now=NOW,
     )
     # Recorded but not yet applied: nobody is chased while the worker picks it up.
@@ -244,3 +255,21 @@ def test_policy_reads_the_settings(hours: int) -> None:
     policy = EscalationPolicy.from_settings(settings)
     assert policy.reminder_after == timedelta(hours=hours)
     assert policy.escalate_after == timedelta(hours=hours * 2)
+
+
+async def test_links_go_only_to_registered_active_reviewers(harness: Harness) -> None:
+    keys = ReviewerKeys(harness.store.engine)
+    await keys.revoke("bob")  # bob is no longer a reviewer
+    sender = RecordingSender()
+    notifier = notifier_for(harness, sender)
+    run_id, _ = await pending_run(harness)
+    await notifier.request_review(run_id=run_id, case_id="500A", summary={})
+    assert [e.to for e in sender.sent] == ["alice@example.com"]
+    assert "?token=" in sender.sent[0].text
+    skipped = [
+        n
+        for n in await NotificationLog(harness.store.engine).for_run(run_id)
+        if n["status"] == "skipped"
+    ]
+    assert [n["recipient"] for n in skipped] == ["bob@example.com"]
+    assert "not a registered, active reviewer" in skipped[0]["error"]

@@ -142,7 +142,7 @@ async def test_outage_during_execution_resumes_without_paying_twice(harness: Har
     assert failed.status == "running" and failed.retryable
     row = await harness.store.get_run(started.run_id)
     assert row is not None and row["status"] == "running"
-    assert row["last_error"]["step"] == "execute_resolution"
+    assert row["last_error"]["step"] == "move_money"
     harness.payments.fail_refunds_with = None
     assert await harness.runner.has_pending_steps(started.run_id)
     done = await harness.runner.continue_run(started.run_id)

@@ -178,9 +178,13 @@ def settings_for(port: int, **overrides: Any) -> Settings:
     return Settings(_env_file=None, **values)
 
 
-@pytest.fixture
+@pytest.fixture(autouse=True)
 async def reviewer_keys(harness: Harness) -> ReviewerKeys:
-    return ReviewerKeys(harness.store.engine)
+    """Links go only to registered, active reviewers: both approvers are registered."""
+    keys = ReviewerKeys(harness.store.engine)
+    await keys.create("alice", email="alice@example.com")
+    await keys.create("bob", email="bob@example.com")
+    return keys
 
 
 async def client_for(services: ApiServices) -> AsyncIterator[httpx.AsyncClient]:
@@ -326,7 +330,7 @@ async def test_tampered_expired_or_foreign_links_are_403(
     ok = await client.post(f"/review/{run.run_id}", data={"token": token, "decision": "reject"})
     assert ok.status_code == 200
     [decision] = await harness.store.decisions_for_run(run.run_id)
-    assert (decision["reviewer"], decision["decision"]) == ("bob@example.com", "rejected")
+    assert (decision["reviewer"], decision["decision"]) == ("bob", "rejected")
 
 
 async def test_refused_modification_by_link_keeps_the_link_usable(
@@ -398,7 +402,7 @@ async def test_links_sent_before_a_secret_rotation_still_work_after_it(
         )
         assert again.status_code == 409
     [decision] = await harness.store.decisions_for_run(run.run_id)
-    assert (decision["reviewer"], decision["channel"]) == ("alice@example.com", "link")
+    assert (decision["reviewer"], decision["channel"]) == ("alice", "link")
 
 
 async def test_auth_login_mechanism_is_used_when_the_server_offers_only_login(

@@ -35,23 +35,21 @@ def signer() -> ReviewLinkSigner:
 
 
 def test_token_round_trips_run_reviewer_and_expiry(signer: ReviewLinkSigner) -> None:
-    token = signer.issue(run_id=RUN, reviewer="alice@example.com", now=NOW)
+    token = signer.issue(run_id=RUN, reviewer_id=1, now=NOW)
     claims = signer.verify(token, run_id=RUN, now=NOW + timedelta(hours=71))
     assert claims.run_id == RUN
-    assert claims.reviewer == "alice@example.com"
+    assert claims.reviewer_id == 1
     assert claims.expires_at == NOW + timedelta(hours=72)
 
 
 def test_each_token_has_its_own_nonce(signer: ReviewLinkSigner) -> None:
-    first = signer.verify(signer.issue(run_id=RUN, reviewer="a@x.io", now=NOW), run_id=RUN, now=NOW)
-    second = signer.verify(
-        signer.issue(run_id=RUN, reviewer="a@x.io", now=NOW), run_id=RUN, now=NOW
-    )
+    first = signer.verify(signer.issue(run_id=RUN, reviewer_id=2, now=NOW), run_id=RUN, now=NOW)
+    second = signer.verify(signer.issue(run_id=RUN, reviewer_id=2, now=NOW), run_id=RUN, now=NOW)
     assert first.nonce != second.nonce
 
 
 def test_expired_token_is_refused(signer: ReviewLinkSigner) -> None:
-    token = signer.issue(run_id=RUN, reviewer="alice@example.com", now=NOW)
+    token = signer.issue(run_id=RUN, reviewer_id=1, now=NOW)
     signer.verify(token, run_id=RUN, now=NOW + timedelta(hours=72))
     with pytest.raises(InvalidTokenError, match="expired") as caught:
         signer.verify(token, run_id=RUN, now=NOW + timedelta(hours=72, seconds=1))
@@ -59,7 +57,7 @@ def test_expired_token_is_refused(signer: ReviewLinkSigner) -> None:
 
 
 def test_token_for_another_run_is_refused(signer: ReviewLinkSigner) -> None:
-    token = signer.issue(run_id=RUN, reviewer="alice@example.com", now=NOW)
+    token = signer.issue(run_id=RUN, reviewer_id=1, now=NOW)
     with pytest.raises(InvalidTokenError, match="another run"):
         signer.verify(token, run_id=OTHER_RUN, now=NOW)
 
@@ -75,21 +73,21 @@ def _forge(token: str, **changes: object) -> str:
 
 @pytest.mark.parametrize(
     "changes",
-    [{"rev": "mallory@example.com"}, {"run": OTHER_RUN}, {"nonce": "0" * 32}],
+    [{"rid": 666}, {"run": OTHER_RUN}, {"nonce": "0" * 32}],
 )
 def test_changing_any_claim_breaks_the_signature(
     signer: ReviewLinkSigner, changes: dict[str, object]
 ) -> None:
-    token = signer.issue(run_id=RUN, reviewer="alice@example.com", now=NOW)
-    assert signer.verify(_forge(token), run_id=RUN, now=NOW).reviewer == "alice@example.com"
+    token = signer.issue(run_id=RUN, reviewer_id=1, now=NOW)
+    assert signer.verify(_forge(token), run_id=RUN, now=NOW).reviewer_id == 1
     forged = _forge(token, **changes)
     with pytest.raises(InvalidTokenError, match="invalid"):
         signer.verify(forged, run_id=str(changes.get("run", RUN)), now=NOW)
 
 
 def test_moving_the_signing_time_breaks_the_signature(signer: ReviewLinkSigner) -> None:
-    token = signer.issue(run_id=RUN, reviewer="alice@example.com", now=NOW)
-    later = signer.issue(run_id=RUN, reviewer="alice@example.com", now=NOW + timedelta(days=30))
+    token = signer.issue(run_id=RUN, reviewer_id=1, now=NOW)
+    later = signer.issue(run_id=RUN, reviewer_id=1, now=NOW + timedelta(days=30))
     body, _, signature = token.rsplit(".", 2)
     extended = f"{body}.{later.rsplit('.', 2)[1]}.{signature}"
     with pytest.raises(InvalidTokenError, match="invalid"):
@@ -97,7 +95,7 @@ def test_moving_the_signing_time_breaks_the_signature(signer: ReviewLinkSigner) 
 
 
 def test_flipped_signature_character_is_refused(signer: ReviewLinkSigner) -> None:
-    token = signer.issue(run_id=RUN, reviewer="alice@example.com", now=NOW)
+    token = signer.issue(run_id=RUN, reviewer_id=1, now=NOW)
     flipped = token[:-2] + ("A" if token[-2] != "A" else "B") + token[-1]
     with pytest.raises(InvalidTokenError):
         signer.verify(flipped, run_id=RUN, now=NOW)
@@ -105,7 +103,7 @@ def test_flipped_signature_character_is_refused(signer: ReviewLinkSigner) -> Non
 
 def test_token_signed_with_another_secret_is_refused(signer: ReviewLinkSigner) -> None:
     other = ReviewLinkSigner(b"another-secret-of-enough-length!", ttl=timedelta(hours=72))
-    token = other.issue(run_id=RUN, reviewer="alice@example.com", now=NOW)
+    token = other.issue(run_id=RUN, reviewer_id=1, now=NOW)
     with pytest.raises(InvalidTokenError):
         signer.verify(token, run_id=RUN, now=NOW)
 
@@ -129,17 +127,17 @@ def test_session_cookie_and_review_token_are_not_interchangeable(
     signer: ReviewLinkSigner,
 ) -> None:
     sessions = SessionSigner(SECRET)
-    cookie = sessions.issue(Reviewer(name="alice", email=None, key_id=7), now=NOW)
+    cookie = sessions.issue(Reviewer(1, "alice", None, key_id=7), now=NOW)
     assert sessions.key_id(cookie, now=NOW) == 7
     with pytest.raises(InvalidTokenError):
         signer.verify(cookie, run_id=RUN, now=NOW)
-    token = signer.issue(run_id=RUN, reviewer="alice@example.com", now=NOW)
+    token = signer.issue(run_id=RUN, reviewer_id=1, now=NOW)
     assert sessions.key_id(token, now=NOW) is None
 
 
 def test_session_cookie_expires(signer: ReviewLinkSigner) -> None:
     sessions = SessionSigner(SECRET)
-    cookie = sessions.issue(Reviewer(name="alice", email=None, key_id=7), now=NOW)
+    cookie = sessions.issue(Reviewer(1, "alice", None, key_id=7), now=NOW)
     assert sessions.key_id(cookie, now=NOW + timedelta(hours=9)) is None
 
 
@@ -158,11 +156,11 @@ def test_short_secrets_are_rejected() -> None:
 def test_link_signed_with_a_previous_secret_verifies_after_rotation() -> None:
     before = ReviewLinkSigner(OLD_SECRET, ttl=timedelta(hours=72))
     after = ReviewLinkSigner([OLD_SECRET, SECRET], ttl=timedelta(hours=72))
-    sent_before = before.issue(run_id=RUN, reviewer="alice@example.com", now=NOW)
+    sent_before = before.issue(run_id=RUN, reviewer_id=1, now=NOW)
     claims = after.verify(sent_before, run_id=RUN, now=NOW + timedelta(hours=1))
-    assert (claims.run_id, claims.reviewer) == (RUN, "alice@example.com")
+    assert (claims.run_id, claims.reviewer_id) == (RUN, 1)
     # New links are signed with the new secret only: they fail where it is unknown.
-    sent_after = after.issue(run_id=RUN, reviewer="alice@example.com", now=NOW)
+    sent_after = after.issue(run_id=RUN, reviewer_id=1, now=NOW)
     with pytest.raises(InvalidTokenError, match="invalid"):
         before.verify(sent_after, run_id=RUN, now=NOW)
     # Dropping the old secret ends the links it signed.
@@ -173,7 +171,7 @@ def test_link_signed_with_a_previous_secret_verifies_after_rotation() -> None:
 def test_link_signed_with_an_unknown_secret_is_refused_after_rotation() -> None:
     after = ReviewLinkSigner([OLD_SECRET, SECRET], ttl=timedelta(hours=72))
     stranger = ReviewLinkSigner(b"a-secret-this-server-never-had!!", ttl=timedelta(hours=72))
-    token = stranger.issue(run_id=RUN, reviewer="alice@example.com", now=NOW)
+    token = stranger.issue(run_id=RUN, reviewer_id=1, now=NOW)
     with pytest.raises(InvalidTokenError, match="invalid") as caught:
         after.verify(token, run_id=RUN, now=NOW)
     assert caught.value.status_code == 403
@@ -182,7 +180,7 @@ def test_link_signed_with_an_unknown_secret_is_refused_after_rotation() -> None:
 def test_link_signed_with_a_previous_secret_still_expires() -> None:
     before = ReviewLinkSigner(OLD_SECRET, ttl=timedelta(hours=72))
     after = ReviewLinkSigner([OLD_SECRET, SECRET], ttl=timedelta(hours=72))
-    token = before.issue(run_id=RUN, reviewer="alice@example.com", now=NOW)
+    token = before.issue(run_id=RUN, reviewer_id=1, now=NOW)
     with pytest.raises(InvalidTokenError, match="expired"):
         after.verify(token, run_id=RUN, now=NOW + timedelta(hours=73))
 
@@ -190,19 +188,19 @@ def test_link_signed_with_a_previous_secret_still_expires() -> None:
 def test_session_and_csrf_survive_a_rotation_and_refuse_unknown_secrets() -> None:
     before = SessionSigner(OLD_SECRET)
     after = SessionSigner([OLD_SECRET, SECRET])
-    cookie = before.issue(Reviewer(name="alice", email=None, key_id=7), now=NOW)
+    cookie = before.issue(Reviewer(1, "alice", None, key_id=7), now=NOW)
     assert after.key_id(cookie, now=NOW + timedelta(hours=1)) == 7
     assert after.check_csrf(cookie, before.csrf(cookie))
     stranger = SessionSigner(b"a-secret-this-server-never-had!!")
-    forged = stranger.issue(Reviewer(name="mallory", email=None, key_id=7), now=NOW)
+    forged = stranger.issue(Reviewer(9, "mallory", None, key_id=7), now=NOW)
     assert after.key_id(forged, now=NOW) is None
     assert not after.check_csrf(cookie, stranger.csrf(cookie))
 
 
 def test_csrf_token_belongs_to_one_session() -> None:
     sessions = SessionSigner(SECRET)
-    alice = sessions.issue(Reviewer(name="alice", email=None, key_id=7), now=NOW)
-    bob = sessions.issue(Reviewer(name="bob", email=None, key_id=8), now=NOW)
+    alice = sessions.issue(Reviewer(1, "alice", None, key_id=7), now=NOW)
+    bob = sessions.issue(Reviewer(2, "bob", None, key_id=8), now=NOW)
     assert sessions.check_csrf(alice, sessions.csrf(alice))
     assert not sessions.check_csrf(alice, sessions.csrf(bob))
     assert not sessions.check_csrf(alice, "")
@@ -244,7 +242,15 @@ def test_unusable_link_secrets_fail_at_start_up(values: dict[str, str], message:
 
 
 def test_review_link_token_is_masked_in_logs(signer: ReviewLinkSigner) -> None:
-    token = signer.issue(run_id=RUN, reviewer="alice@example.com", now=NOW)
+    token = signer.issue(run_id=RUN, reviewer_id=1, now=NOW)
     line = redact(f"GET /review/{RUN}?token={token} 200")
     assert token not in line
     assert token[:12] not in line
+
+
+def test_a_link_from_before_reviewer_ids_is_refused_as_outdated(signer: ReviewLinkSigner) -> None:
+    # Correctly signed, but of the old shape: an e-mail address where the reviewer id goes.
+    old = timed_serializer([SECRET], salt=REVIEW_SALT, now=NOW)
+    legacy = old.dumps({"run": RUN, "rev": "alice@example.com", "nonce": "0" * 32})
+    with pytest.raises(InvalidTokenError, match="outdated"):
+        signer.verify(legacy, run_id=RUN, now=NOW)
