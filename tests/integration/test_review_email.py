@@ -527,3 +527,57 @@ async def test_a_rerun_of_the_send_step_does_not_mail_twice(
     await notifier.request_review(run_id=run.run_id, case_id="500A", summary=summary)
     await asyncio.sleep(0)
     assert sorted(m["To"] for m in smtp.inbox.messages) == APPROVERS
+
+
+async def test_a_revoked_reviewers_outstanding_link_decides_nothing(
+    harness: Harness, web: tuple[ApiServices, httpx.AsyncClient], reviewer_keys: ReviewerKeys
+) -> None:
+    services, client = web
+    run = await harness.runner.start(case_id="500A")
+    bob = await reviewer_keys.reviewer_for_email("bob@example.com")
+    assert bob is not None and services.review_links is not None
+    token = services.review_links.issue(
+        run_id=run.run_id, reviewer_id=bob.reviewer_id, now=services.clock()
+    )
+    assert (await client.get(f"/review/{run.run_id}?token={token}")).status_code == 200
+    await reviewer_keys.revoke("bob")
+    opened = await client.get(f"/review/{run.run_id}?token={token}")
+    assert opened.status_code == 403 and "no longer active" in opened.text
+    posted = await client.post(
+        f"/review/{run.run_id}", data={"token": token, "decision": "approve"}
+    )
+    assert posted.status_code == 403
+    assert await harness.store.decisions_for_run(run.run_id) == []
+
+
+async def test_one_person_is_one_reviewer_by_key_and_by_link(
+    harness: Harness, web: tuple[ApiServices, httpx.AsyncClient], reviewer_keys: ReviewerKeys
+) -> None:
+    from decimal import Decimal
+
+    from workflows.context import ReviewRules
+
+    services, client = web
+    dual = harness.with_context(review_rules=ReviewRules(dual_approval_min_amount=Decimal("50")))
+    run = await dual.runner.start(case_id="500A")
+    issued = await reviewer_keys.create("carol", email="carol@example.com")
+    by_key = await client.post(
+        "/human-review/decision",
+        json={"run_id": run.run_id, "decision": "approved"},
+        headers={"Authorization": f"Bearer {issued.key}"},
+    )
+    assert by_key.status_code == 202, by_key.text
+    [stored] = await dual.store.unapplied_decisions(run_id=run.run_id)
+    await dual.runner.resume(run_id=run.run_id, decision=stored.decision)
+    await dual.store.mark_decision_applied(stored.id)
+    carol = await reviewer_keys.reviewer_for_email("carol@example.com")
+    assert carol is not None and services.review_links is not None
+    token = services.review_links.issue(
+        run_id=run.run_id, reviewer_id=carol.reviewer_id, now=services.clock()
+    )
+    by_link = await client.post(
+        f"/review/{run.run_id}", data={"token": token, "decision": "approve"}
+    )
+    assert by_link.status_code == 409 and "different reviewer" in by_link.text
+    assert len(await dual.store.decisions_for_run(run.run_id)) == 1
+    assert dual.payments.made == []
