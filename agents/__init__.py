@@ -1,5 +1,6 @@
 """The graph's nodes, one module each; `NODES` hands them to workflows.build_graph."""
 
+from agents.answer_dispute import answer_dispute
 from agents.fetch_data import fetch_data
 from agents.generate_resolution import generate_resolution
 from agents.handle_error import handle_error
@@ -20,6 +21,7 @@ NODES = GraphNodes(
     send_human_review=send_human_review,
     wait_human_review=wait_human_review,
     move_money=move_money,
+    answer_dispute=answer_dispute,
     update_case=update_case,
     store_results=store_results,
     handle_error=handle_error,

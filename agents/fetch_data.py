@@ -9,6 +9,7 @@ from typing import Any
 
 from langgraph.runtime import Runtime
 
+from agents.fetch_stripe import fetch_stripe_facts
 from models.domain import Charge, CRMData, PaymentData
 from models.state import DisputeState
 from services.errors import NotFoundError
@@ -20,6 +21,8 @@ RECENT_CHARGES = 10
 async def fetch_data(state: DisputeState, runtime: Runtime[WorkflowContext]) -> dict[str, Any]:
     """Gather the facts of the dispute from the CRM, billing and payment systems."""
     ctx = runtime.context
+    if state.get("kind", "dispute") != "dispute":
+        return await fetch_stripe_facts(state, ctx)  # a chargeback or a fraud warning
     retry = ctx.retry
     try:
         case = await retry(lambda: ctx.crm.get_case(case_id=state["case_id"]), operation="crm.case")
@@ -56,13 +59,16 @@ async def fetch_data(state: DisputeState, runtime: Runtime[WorkflowContext]) -> 
         }
     crm = CRMData(case=case, account=account, disputes_last_90d=len(disputes))
     prior: list[dict[str, Any]] = []
+    chargeback: dict[str, Any] | None = None
     if disputed is not None:
         disputed, prior = await _with_ledger(ctx, disputed, run_id=state["run_id"])
+        chargeback = await _open_dispute(ctx, disputed.charge_id)
     payment = PaymentData(
         customer_id=customer_id,
         disputed_charge=disputed,
         recent_charges=charges,
         prior_payouts=prior,
+        dispute=chargeback,
     )
     return {
         "customer_id": customer_id,
@@ -70,6 +76,18 @@ async def fetch_data(state: DisputeState, runtime: Runtime[WorkflowContext]) -> 
         "billing_data": billing.model_dump(mode="json"),
         "payment_data": payment.model_dump(mode="json"),
     }
+
+
+async def _open_dispute(ctx: WorkflowContext, charge_id: str) -> dict[str, Any] | None:
+    """The charge's chargeback, if any: a charge under dispute is never refunded."""
+    disputes = ctx.disputes
+    if disputes is None:
+        return None
+    found = await ctx.retry(
+        lambda: disputes.dispute_of_charge(charge_id=charge_id),
+        operation="stripe.dispute_of_charge",
+    )
+    return found.model_dump(mode="json") if found is not None else None
 
 
 async def _with_ledger(

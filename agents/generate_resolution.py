@@ -6,6 +6,7 @@ from typing import Any
 
 from langgraph.runtime import Runtime
 
+from agents.draft_chargeback import draft_chargeback_response, fraud_warning_proposal
 from models.domain import BillingData, CRMData, PaymentData
 from models.state import DisputeState
 from services.drafting.context import DraftingContext
@@ -23,8 +24,13 @@ async def generate_resolution(
 ) -> dict[str, Any]:
     """Draft a resolution from the facts, the governing policies and similar past cases."""
     ctx = runtime.context
-    crm = CRMData.model_validate(state["crm_data"])
     payment = PaymentData.model_validate(state["payment_data"])
+    if state.get("kind") == "chargeback":
+        return await draft_chargeback_response(state, ctx)
+    if state.get("kind") == "early_fraud_warning":
+        assert payment.disputed_charge is not None
+        return fraud_warning_proposal(payment.disputed_charge, payment.fraud_warning or {})
+    crm = CRMData.model_validate(state["crm_data"])
     billing = BillingData.model_validate(state["billing_data"])
     case, charge = crm.case, payment.disputed_charge
     assert charge is not None, "validate_dispute lets no dispute without a charge through"

@@ -11,7 +11,8 @@ payouts.py) makes the movement happen at most once whatever is retried or replay
    already exists (Stripe: the charge's refunds by metadata; Zuora: the credit memo's
    reference). Provider idempotency keys expire (Stripe's after 24 h), so the key alone
    never stands between a late retry and a second payment; the lookup does.
-4. The cap is checked against fresh figures: the charge's amount minus everything refunded
+4. The charge must not be under dispute (a chargeback already took the money back), and
+   the cap is checked against fresh figures: the charge's amount minus everything refunded
    at the provider or committed in the ledger by any run, credits included.
 5. The call is made; its answer settles the row. A `pending` refund is followed up by
    retrying this step (the lookup finds it) until it settles; a `failed` one parks the
@@ -25,6 +26,7 @@ from typing import Any
 
 from langgraph.runtime import Runtime
 
+from agents.validate_stripe import charge_refund_safe
 from models.approvals import ApprovalState, approval_state
 from models.domain import (
     BillingData,
@@ -187,6 +189,7 @@ async def _settle(ctx: WorkflowContext, state: DisputeState, payout: Payout) -> 
         raise AttentionRequired(
             f"refund {payout.provider_ref} was pending and the provider no longer shows it"
         )
+    await _check_not_disputed(ctx, payout)
     await _check_cap(ctx, payout)
     await ctx.store.payouts.mark(payout.idempotency_key, "sent")
     reason = _reason(state)
@@ -287,6 +290,21 @@ async def _record(
         provider_status=status,
         failure_reason=getattr(result, "failure_reason", None) if state == "failed" else None,
     )
+
+
+async def _check_not_disputed(ctx: WorkflowContext, payout: Payout) -> None:
+    """Refuse to pay back a charge under dispute: the bank already took the money back."""
+    disputes = ctx.disputes
+    if disputes is None:
+        return
+    found = await ctx.retry(
+        lambda: disputes.dispute_of_charge(charge_id=payout.charge_id),
+        operation="stripe.dispute_of_charge",
+    )
+    safe, detail = charge_refund_safe(found.model_dump(mode="json") if found else None)
+    if not safe:
+        await ctx.store.payouts.mark(payout.idempotency_key, "failed", failure_reason=detail)
+        raise AttentionRequired(f"payout refused: {detail}; answer it as a chargeback")
 
 
 async def _check_cap(ctx: WorkflowContext, payout: Payout) -> None:

@@ -39,6 +39,24 @@ async def store_results(state: DisputeState, runtime: Runtime[WorkflowContext]) 
     resolution = state["final_resolution"]
     assert resolution is not None
     crm = CRMData.model_validate(state["crm_data"])
+    if state.get("kind") == "chargeback":
+        # Kept as a past chargeback of its reason; Stripe's verdict (won / lost) arrives
+        # later by webhook and is recorded on the run (`dispute_outcome`).
+        reason = (crm.case.dispute_label or "").removeprefix("Stripe dispute: ") or "general"
+        await ctx.knowledge.add_resolution(
+            record=ResolutionRecord(
+                case_id=crm.case.case_id,
+                dispute_type=f"chargeback:{reason}",
+                description=f"{crm.case.subject}. {crm.case.description}",
+                resolution=f"{resolution['action']} chargeback",
+                reasoning=str(resolution.get("reason") or ""),
+                amount=Decimal(resolution["amount"]),
+                currency=resolution["currency"],
+                customer_segment=crm.account.segment,
+                outcome=str(resolution["action"]),
+            )
+        )
+        return {"status": "completed", "final_resolution": {**resolution, "outcome": "answered"}}
     proposal = state.get("proposal") or {}
     await ctx.knowledge.add_resolution(
         record=ResolutionRecord(

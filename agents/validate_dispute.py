@@ -12,6 +12,7 @@ from typing import Any
 
 from langgraph.runtime import Runtime
 
+from agents.validate_stripe import charge_refund_safe, chargeback_checks, fraud_warning_checks
 from models.domain import CRMData, PaymentData
 from models.state import DisputeState, Validation
 from workflows.context import WorkflowContext
@@ -40,6 +41,19 @@ async def validate_dispute(
     case, charge = crm.case, payment.disputed_charge
     window_start = ctx.clock() - timedelta(days=ctx.dispute_window_days)
     others = await ctx.store.other_runs_of_case(case.case_id, exclude=state["run_id"])
+    kind = state.get("kind", "dispute")
+    if kind == "chargeback":
+        return _apply(chargeback_checks(payment.dispute, ctx.clock()))
+    if kind == "early_fraud_warning":
+        return _apply(
+            [
+                (
+                    "case_not_resolved_before",
+                    lambda: (others.completed is None, f"run {others.completed or 'none'}"),
+                ),
+                *fraud_warning_checks(payment.fraud_warning, payment.dispute, charge),
+            ]
+        )
 
     checks: list[Check] = [
         (
@@ -83,6 +97,8 @@ async def validate_dispute(
                 f"window {ctx.dispute_window_days} days",
             ),
         ),
+        # A charge under dispute is never refunded: that would pay the money back twice.
+        ("charge_not_disputed", lambda: charge_refund_safe(payment.dispute)),
         (
             "no_other_active_run",
             lambda: (
@@ -91,6 +107,11 @@ async def validate_dispute(
             ),
         ),
     ]
+    return _apply(checks)
+
+
+def _apply(checks: list[Check]) -> dict[str, Any]:
+    """The verdict of the rules in order: the first failure decides."""
     results: list[dict[str, Any]] = []
     for rule, check in checks:
         passed, detail = check()

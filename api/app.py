@@ -9,11 +9,22 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
+from fastapi_offline import FastAPIOffline
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from api.deps import ApiServices
-from api.routes import costs, dashboard, health, review_page, reviews, workflows
+from api.routes import (
+    costs,
+    dashboard,
+    health,
+    metrics,
+    review_page,
+    reviews,
+    runs,
+    webhooks,
+    workflows,
+)
 from services.errors import PaymentsAgentError
 
 log = logging.getLogger(__name__)
@@ -70,7 +81,13 @@ def _validation_message(exc: RequestValidationError) -> str:
 
 def create_app(services: ApiServices) -> FastAPI:
     """Build the API around already-composed services."""
-    app = FastAPI(title="PaymentsAgent", version="0.1.0")
+    # /docs and /redoc load Swagger UI and ReDoc from this app (/static-offline-docs), not
+    # a CDN, so they work offline; "Authorize" keeps the key across reloads of /docs.
+    app = FastAPIOffline(
+        title="PaymentsAgent",
+        version="0.1.0",
+        swagger_ui_parameters={"persistAuthorization": True},
+    )
     app.state.services = services
 
     @app.exception_handler(PaymentsAgentError)
@@ -101,8 +118,10 @@ def create_app(services: ApiServices) -> FastAPI:
         log.exception("%s %s failed", request.method, request.url.path)
         return JSONResponse({"error": "internal error", "status": 500}, status_code=500)
 
-    for module in (health, reviews, workflows, costs, dashboard, review_page):
+    for module in (health, reviews, workflows, costs, dashboard, review_page, webhooks):
         app.include_router(module.router)
+    app.include_router(runs.router)  # GET /workflow/runs, /workflow/review-metrics
+    app.include_router(metrics.router)  # GET /metrics (Prometheus, no key)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.add_middleware(BodyLimit)
     return app

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import secrets
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
@@ -25,6 +25,14 @@ def _process_sessions() -> SessionSigner:
     return SessionSigner(secrets.token_bytes(32))
 
 
+@dataclass(frozen=True)
+class StripeWebhook:
+    """The webhook's signing secret, and how a verified event reaches the dispute queue."""
+
+    secret: str
+    enqueue: Callable[[str], Awaitable[None]]
+
+
 @dataclass
 class ApiServices:
     """What the composition root hands to the API.
@@ -42,6 +50,13 @@ class ApiServices:
     review_links: ReviewLinkSigner | None = None
     sessions: SessionSigner = field(default_factory=_process_sessions, repr=False)
     secure_cookies: bool = False
+    # Whether the drafter (`backends["drafter"]`) answered its start-up check; None: unchecked.
+    drafter_reachable: bool | None = None
+    # Links to the case in the CRM and the charge in the payment system (Settings).
+    crm_case_url_template: str | None = None
+    payment_charge_url_template: str | None = None
+    # POST /webhooks/stripe: off (404) without STRIPE_WEBHOOK_SECRET.
+    stripe_webhook: StripeWebhook | None = None
     reviewer_keys: ReviewerKeys = field(init=False)
     used_tokens: UsedReviewTokens = field(init=False)
 
@@ -68,6 +83,8 @@ def build_api_services(
         # rotation. Without a secret they end with the process.
         sessions=SessionSigner(keys) if keys is not None else _process_sessions(),
         secure_cookies=settings.public_base_url.startswith("https://"),
+        crm_case_url_template=settings.crm_case_url_template,
+        payment_charge_url_template=settings.payment_charge_url_template,
     )
 
 

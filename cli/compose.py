@@ -7,10 +7,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import logging
+import os
 import signal
+import socket
+import sys
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
@@ -20,26 +24,32 @@ from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
 
 from agents import NODES
 from api.app import create_app
-from api.deps import build_api_services
+from api.deps import StripeWebhook, build_api_services
+from api.routes.runs import ESCALATION_HOURS
 from services.drafting.guarded import GuardedDrafter, build_drafter
 from services.integrations.backends import Integrations, build_integrations
+from services.metrics import serve_metrics, sqs_depth_probe, watch_queue
 from services.persistence.database import (
     SEED_LOCK,
     Database,
+    DatabaseUnavailableError,
+    check_connection,
     create_engine,
+    describe_location,
     open_database,
     startup_lock,
     upgrade_schema,
 )
 from services.persistence.jobs import RunJobs, job_app
 from services.persistence.store import WorkflowStore
-from services.queue import DisputeQueue, open_queue
+from services.queue import DisputeQueue, QueueSender, open_queue, sqs_client
 from services.review.notifications import EmailNotifier, build_notifier
 from services.sandbox.backends import sandbox_backends
 from services.sandbox.data import load_dataset
 from services.sandbox.dataset import SandboxDataset
 from services.sandbox.ledger import SandboxLedger
-from services.settings import Settings
+from services.settings import Settings, StartupError
+from services.tracing import configure_tracing
 from workflows.checkpointing import open_checkpointer
 from workflows.context import ReviewRules, WorkflowContext
 from workflows.dispatch import Maintenance, RetryPolicy, RunDriver
@@ -57,17 +67,40 @@ log = logging.getLogger("payments_agent")
 
 # Procrastinate's own pool: job fetches, heart-beats and LISTEN, each brief.
 JOB_POOL_SIZE = 4
+# The start-up check of the drafter waits at most this long (or OPENAI_TIMEOUT_SECONDS).
+DRAFTER_CHECK_SECONDS = 5.0
+# How long an external POSTGRES_URL may take to accept the first connection.
+DATABASE_CHECK_SECONDS = 10.0
+
+
+@dataclass(frozen=True)
+class DrafterStatus:
+    """The drafter in use and whether it answered the start-up check. `problem` says why
+    not, for the operator's console (it names settings, never a URL or a key)."""
+
+    name: str
+    reachable: bool
+    problem: str | None = None
+
+    def describe(self) -> str:
+        if self.name == "rules":
+            return "rules (offline)"
+        if self.reachable:
+            return f"{self.name} (reachable)"
+        return f"{self.name} (UNREACHABLE: {self.problem})"
 
 
 @dataclass
 class Core:
-    """What every mode needs: settings, PostgreSQL, the run store and the run jobs."""
+    """What every mode needs: settings, PostgreSQL, the run store and the run jobs, and
+    the drafter's start-up check."""
 
     settings: Settings
     database: Database
     store: WorkflowStore
     dataset: SandboxDataset
     jobs: RunJobs
+    drafter_status: DrafterStatus = field(default_factory=lambda: DrafterStatus("rules", True))
 
     def backends(self) -> dict[str, str]:
         """The kind of each backend, as /health/backends reports it: never a URL, a path,
@@ -106,11 +139,22 @@ async def open_core(settings: Settings) -> AsyncIterator[Core]:
     checkpointer in-flight + 2 (open_workflow), Procrastinate 4; none waits forever.
     """
     settings.check_backends()
-    database = open_database(
-        settings.postgres_url.get_secret_value() if settings.postgres_url else None,
-        settings.data_dir,
-    )
-    await asyncio.to_thread(upgrade_schema, database.url)
+    configure_tracing(settings)  # off unless OTEL_EXPORTER_OTLP_ENDPOINT is set
+    # Checked alongside the database's start-up; a failing drafter is a warning, not a stop.
+    drafter_check = asyncio.create_task(check_drafter(settings))
+    try:
+        database = await asyncio.to_thread(open_checked_database, settings)
+        await asyncio.to_thread(upgrade_schema, database.url)
+        drafter_status = await drafter_check
+    finally:
+        drafter_check.cancel()
+    if not drafter_status.reachable:
+        log.warning(
+            "drafter %s is not reachable: %s; drafts fall back to the rules drafter "
+            "(flagged) until it is fixed",
+            drafter_status.name,
+            drafter_status.problem,
+        )
     engine = create_engine(
         database,
         pool_size=settings.worker_max_in_flight + 2,
@@ -122,9 +166,134 @@ async def open_core(settings: Settings) -> AsyncIterator[Core]:
         async with app.open_async():
             jobs = RunJobs(app)
             store = WorkflowStore(engine, jobs=jobs)
-            yield Core(settings, database, store, load_dataset(datetime.now(UTC)), jobs)
+            yield Core(
+                settings, database, store, load_dataset(datetime.now(UTC)), jobs, drafter_status
+            )
     finally:
         await engine.dispose()
+
+
+def open_checked_database(settings: Settings) -> Database:
+    """PostgreSQL at POSTGRES_URL, answering, or the embedded one; StartupError if not."""
+    url = settings.postgres_url.get_secret_value() if settings.postgres_url else None
+    if url:
+        if not url.startswith(("postgresql://", "postgres://", "postgresql+psycopg://")):
+            raise StartupError(
+                "POSTGRES_URL must be a postgresql:// URL "
+                "(postgresql://USER:PASSWORD@HOST:5432/DATABASE), or unset for the embedded one"
+            )
+        try:
+            check_connection(url, timeout=DATABASE_CHECK_SECONDS)
+        except DatabaseUnavailableError as exc:
+            raise StartupError(
+                f"{exc}; start that server or correct POSTGRES_URL (unset, the embedded "
+                "PostgreSQL is used)"
+            ) from None
+    return open_database(url, settings.data_dir)
+
+
+async def check_drafter(settings: Settings) -> DrafterStatus:
+    """One cheap authenticated call (GET /models) with the drafter's key and endpoint."""
+    if settings.openai_api_key is None:
+        return DrafterStatus("rules", True)
+    import openai
+
+    name = f"openai:{settings.openai_model}"
+    timeout = min(DRAFTER_CHECK_SECONDS, settings.openai_timeout_seconds)
+    client = openai.AsyncOpenAI(
+        api_key=settings.openai_api_key.get_secret_value(),
+        base_url=settings.openai_base_url,
+        timeout=timeout,
+        max_retries=0,
+    )
+    endpoint = "OPENAI_BASE_URL" if settings.openai_base_url else "the OpenAI API"
+    try:
+        await client.models.list()
+    except openai.AuthenticationError:
+        return DrafterStatus(name, False, "OPENAI_API_KEY was refused (401)")
+    except openai.APITimeoutError:
+        return DrafterStatus(name, False, f"{endpoint} did not answer within {timeout:.0f} s")
+    except openai.APIConnectionError:
+        return DrafterStatus(name, False, f"cannot connect to {endpoint}")
+    except openai.APIStatusError as exc:
+        return DrafterStatus(name, False, f"{endpoint} answered HTTP {exc.status_code}")
+    finally:
+        await client.close()
+    return DrafterStatus(name, True)
+
+
+def describe_database(database: Database) -> str:
+    """`embedded PostgreSQL (<its data directory>)` or `PostgreSQL at host:port/db`."""
+    if database.embedded is not None:
+        return f"embedded PostgreSQL ({database.embedded.pgdata})"
+    return f"PostgreSQL at {describe_location(database.url)}"
+
+
+def describe_setup(settings: Settings) -> str:
+    """What a mode runs on, from the settings: database, queue, backends, drafter."""
+    url = settings.postgres_url.get_secret_value() if settings.postgres_url else None
+    database = (
+        f"PostgreSQL at {describe_location(url)} (POSTGRES_URL)"
+        if url
+        else f"embedded PostgreSQL ({settings.data_dir}/postgres)"
+    )
+    if settings.sqs_queue_url:
+        queue = "the SQS queue SQS_QUEUE_URL"
+    elif settings.sqs_endpoint_url:
+        queue = "the SQS endpoint SQS_ENDPOINT_URL"
+    else:
+        queue = f"embedded SQS on 127.0.0.1:{settings.embedded_sqs_port or 'any free port'}"
+    kinds = settings.backend_kinds()
+    backends = (
+        "sandbox backends"
+        if set(kinds.values()) == {"sandbox"}
+        else ", ".join(f"{system} {kind}" for system, kind in kinds.items())
+    )
+    drafter = (
+        f"drafter openai:{settings.openai_model}"
+        if settings.openai_api_key
+        else "the offline rules drafter"
+    )
+    return f"{database}, {queue}, {backends}, {drafter}"
+
+
+def listen_socket(host: str, port: int, setting: str) -> socket.socket:
+    """A socket bound to host:port, or StartupError naming the setting to change."""
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )[0]
+    except OSError as exc:
+        raise StartupError(f"cannot listen on {host}:{port}: {exc}; check {setting}") from None
+    sock = socket.socket(family, kind, proto)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind(address)
+    except OSError as exc:
+        sock.close()
+        if exc.errno == errno.EADDRINUSE:
+            raise StartupError(
+                f"port {port} on {host} is already in use: stop the process listening on it, "
+                f"or set {setting} to a free port"
+            ) from None
+        raise StartupError(
+            f"cannot listen on {host}:{port}: {exc.strerror}; check {setting}"
+        ) from None
+    return sock
+
+
+def check_queue_port(settings: Settings) -> None:
+    """The embedded SQS endpoint's port is free (a second worker or demo would hang on it)."""
+    if settings.sqs_queue_url or settings.sqs_endpoint_url or not settings.embedded_sqs_port:
+        return
+    try:
+        listen_socket("127.0.0.1", settings.embedded_sqs_port, "EMBEDDED_SQS_PORT").close()
+    except StartupError:
+        raise StartupError(
+            f"port {settings.embedded_sqs_port} of the embedded SQS endpoint is already in "
+            "use (a worker or the demo already running?): stop it, set EMBEDDED_SQS_PORT to "
+            "a free port, or set SQS_QUEUE_URL"
+        ) from None
 
 
 def review_rules(settings: Settings) -> ReviewRules:
@@ -134,6 +303,7 @@ def review_rules(settings: Settings) -> ReviewRules:
         auto_approve_min_confidence=settings.auto_approve_min_confidence,
         max_disputes_90d=settings.max_disputes_90d,
         dual_approval_min_amount=settings.dual_approval_min_amount,
+        fraud_warning_auto_refund_max=settings.fraud_warning_auto_refund_max_amount,
     )
 
 
@@ -167,6 +337,7 @@ async def open_workflow(core: Core) -> AsyncIterator[Workflow]:
                     crm=integrations.crm,
                     billing=integrations.billing,
                     payments=integrations.payments,
+                    disputes=integrations.disputes,
                     knowledge=knowledge,
                     drafter=drafter,
                     notifier=notifier,
@@ -200,7 +371,7 @@ async def seed_knowledge_if_empty(knowledge: ChromaPolicyStore, settings: Settin
 
 def connect_queue(settings: Settings) -> DisputeQueue:
     """The dispute queue: SQS_QUEUE_URL, an endpoint, or the embedded one."""
-    return open_queue(
+    queue = open_queue(
         region=settings.aws_region,
         queue_url=settings.sqs_queue_url,
         endpoint_url=settings.sqs_endpoint_url,
@@ -209,6 +380,8 @@ def connect_queue(settings: Settings) -> DisputeQueue:
         visibility=settings.worker_visibility_timeout_seconds,
         embedded_port=settings.embedded_sqs_port,
     )
+    watch_queue(sqs_depth_probe(queue.client, queue.url))  # its depths in /metrics
+    return queue
 
 
 def run_driver(workflow: Workflow) -> RunDriver:
@@ -242,6 +415,8 @@ def make_worker(workflow: Workflow, queue: DisputeQueue | None) -> DisputeWorker
             ),
         )
     retention = timedelta(days=s.checkpoint_retention_days) if s.checkpoint_retention_days else None
+    if s.metrics_port is not None:
+        serve_metrics(s.metrics_port, host=s.api_host)
     return DisputeWorker(
         intake=intake,
         driver=driver,
@@ -269,9 +444,37 @@ async def escalations(workflow: Workflow, stop: asyncio.Event) -> None:
     )
 
 
+def api_socket(settings: Settings) -> socket.socket:
+    """The API's listening socket, bound before start-up so a taken port fails at once."""
+    return listen_socket(settings.api_host, settings.api_port, "API_PORT")
+
+
+def stripe_webhook(settings: Settings) -> StripeWebhook | None:
+    """POST /webhooks/stripe, when STRIPE_WEBHOOK_SECRET is set: events to the queue."""
+    if settings.stripe_webhook_secret is None:
+        return None
+    sender = QueueSender(
+        region=settings.aws_region,
+        queue_url=settings.sqs_queue_url,
+        endpoint_url=settings.sqs_endpoint_url,
+        queue_name=settings.sqs_queue_name,
+        embedded_port=settings.embedded_sqs_port,
+    )
+    return StripeWebhook(settings.stripe_webhook_secret.get_secret_value(), sender.send)
+
+
 def api_server(core: Core) -> uvicorn.Server:
-    """The API and dashboard as a uvicorn server (served by the caller's event loop)."""
-    app = create_app(build_api_services(core.settings, store=core.store, backends=core.backends()))
+    """The API and dashboard as a uvicorn server (served by the caller's event loop, on the
+    socket of `api_socket`: `server.serve(sockets=[sock])`)."""
+    services = build_api_services(core.settings, store=core.store, backends=core.backends())
+    services.stripe_webhook = stripe_webhook(core.settings)
+    services.drafter_reachable = core.drafter_status.reachable
+    services.extras[ESCALATION_HOURS] = core.settings.review_escalation_hours
+    if core.settings.sqs_queue_url:  # the queue's depths in /metrics, read from SQS
+        region, endpoint = core.settings.aws_region, core.settings.sqs_endpoint_url
+        client = sqs_client(region=region, endpoint_url=endpoint)
+        watch_queue(sqs_depth_probe(client, core.settings.sqs_queue_url))
+    app = create_app(services)
     config = uvicorn.Config(
         app,
         host=core.settings.api_host,
@@ -283,7 +486,15 @@ def api_server(core: Core) -> uvicorn.Server:
 
 
 def stop_on_signals(stop: asyncio.Event) -> None:
-    """Set `stop` on SIGINT or SIGTERM."""
+    """Set `stop` on SIGINT or SIGTERM, for an orderly stop; a second signal ends the
+    process at once. Modes call it once started (app.py cancels a start-up)."""
     loop = asyncio.get_running_loop()
+
+    def on_signal(sig: int) -> None:
+        if stop.is_set():
+            print("Second signal: stopping at once.", file=sys.stderr, flush=True)
+            os._exit(128 + sig)
+        stop.set()
+
     for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
+        loop.add_signal_handler(sig, on_signal, sig)

@@ -7,7 +7,10 @@ import logging
 
 from cli.compose import (
     api_server,
+    api_socket,
+    check_queue_port,
     connect_queue,
+    describe_database,
     escalations,
     make_worker,
     open_core,
@@ -22,11 +25,18 @@ log = logging.getLogger("payments_agent")
 async def run_worker(settings: Settings) -> int:
     """Consume dispute events and drive runs until SIGINT or SIGTERM."""
     stop = asyncio.Event()
-    stop_on_signals(stop)
+    check_queue_port(settings)
     async with open_core(settings) as core, open_workflow(core) as workflow:
-        queue = connect_queue(settings)
+        queue = await asyncio.to_thread(connect_queue, settings)
         try:
-            log.info("worker consuming %s (%s)", queue.url, queue.describe())
+            stop_on_signals(stop)
+            log.info(
+                "worker consuming %s (%s); database %s; drafter %s",
+                queue.url,
+                queue.describe(),
+                describe_database(core.database),
+                core.drafter_status.describe(),
+            )
             await asyncio.gather(
                 make_worker(workflow, queue).run(stop), escalations(workflow, stop)
             )
@@ -38,14 +48,24 @@ async def run_worker(settings: Settings) -> int:
 async def run_api(settings: Settings) -> int:
     """Serve the API and dashboard until SIGINT or SIGTERM."""
     stop = asyncio.Event()
-    stop_on_signals(stop)
-    async with open_core(settings) as core:
-        server = api_server(core)
-        serving = asyncio.create_task(server.serve())
-        log.info("API on http://%s:%s", settings.api_host, settings.api_port)
-        await asyncio.wait(
-            [serving, asyncio.create_task(stop.wait())], return_when=asyncio.FIRST_COMPLETED
-        )
-        server.should_exit = True
-        await serving
+    sock = api_socket(settings)
+    try:
+        async with open_core(settings) as core:
+            server = api_server(core)
+            serving = asyncio.create_task(server.serve(sockets=[sock]))
+            stop_on_signals(stop)
+            log.info(
+                "API on http://%s:%s; database %s; drafter %s",
+                settings.api_host,
+                settings.api_port,
+                describe_database(core.database),
+                core.drafter_status.describe(),
+            )
+            await asyncio.wait(
+                [serving, asyncio.create_task(stop.wait())], return_when=asyncio.FIRST_COMPLETED
+            )
+            server.should_exit = True
+            await serving
+    finally:
+        sock.close()
     return 0

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from cli.compose import open_core, open_workflow
+from cli.compose import describe_database, open_core, open_workflow
 from services.settings import Settings
 
 
 async def run_single(settings: Settings, case_id: str, customer_id: str | None) -> int:
     async with open_core(settings) as core, open_workflow(core) as workflow:
-        print(f"Case {case_id}: starting a run")
+        print(
+            f"Case {case_id}: starting a run ({describe_database(core.database)}; drafter "
+            f"{core.drafter_status.describe()})"
+        )
 
         def show(step: str, update: dict[str, Any]) -> None:
             print(f"  {step:<20} {describe_update(update)}")

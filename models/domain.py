@@ -11,7 +11,7 @@ from decimal import ROUND_HALF_EVEN, Decimal
 from enum import StrEnum
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, computed_field
 
 CENT = Decimal("0.01")
 
@@ -84,12 +84,21 @@ class CRMAccount(Frozen):
     billing_state: str | None = None
     stripe_customer_id: str | None = None
     zuora_account_id: str | None = None
+    # Optional fields the CRM left empty or unreadable, and what was assumed instead
+    # ("segment missing: standard assumed"); filled by the CRM adapter.
+    data_quality: list[str] = Field(default_factory=list)
 
 
 class CRMData(Frozen):
     case: CRMCase
     account: CRMAccount
     disputes_last_90d: int = Field(ge=0, description="disputes by this account in 90 days")
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def data_quality(self) -> list[str]:
+        """What the CRM adapter defaulted for this run (the account's notes)."""
+        return list(self.account.data_quality)
 
 
 class Subscription(Frozen):
@@ -109,6 +118,9 @@ class BillingData(Frozen):
     balance: Decimal
     currency: str = "usd"
     subscriptions: list[Subscription]
+    # Optional fields the billing system left empty or unreadable, and what was assumed
+    # instead ("no start date: termStartDate used"); filled by the billing adapter.
+    data_quality: list[str] = Field(default_factory=list)
 
 
 class Charge(Frozen):
@@ -143,6 +155,11 @@ class PaymentData(Frozen):
     # What this system paid against the disputed charge before, for any case (the payout
     # ledger's rows that are not failed): shown to the reviewer, never auto-approved.
     prior_payouts: list[dict[str, Any]] = Field(default_factory=list)
+    # The charge's Stripe dispute (a chargeback), if it has one: a charge under dispute is
+    # never refunded; for a chargeback run it is the dispute being answered.
+    dispute: dict[str, Any] | None = None
+    # The Radar early fraud warning an early-fraud-warning run answers.
+    fraud_warning: dict[str, Any] | None = None
 
 
 class RefundResult(Frozen):
@@ -254,3 +271,58 @@ class ReviewDecision(Frozen):
     reviewer_id: int | None = None
     # The resolution version this decision was given on (models/approvals.py).
     version: int | None = None
+
+
+# Stripe's dispute statuses. An inquiry (`warning_*`) may still become a chargeback.
+DISPUTE_OPEN_STATUSES = frozenset(
+    {"warning_needs_response", "warning_under_review", "needs_response", "under_review"}
+)
+# The statuses in which Stripe takes evidence or a close (acceptance).
+DISPUTE_RESPONDABLE_STATUSES = frozenset({"warning_needs_response", "needs_response"})
+
+
+class Dispute(Frozen):
+    """A card dispute (chargeback or inquiry) as the payment system reports it."""
+
+    dispute_id: str
+    charge_id: str
+    amount: Decimal
+    currency: str = "usd"
+    # Stripe's reason: fraudulent, subscription_canceled, product_not_received, duplicate, ...
+    reason: str
+    # warning_needs_response, warning_under_review, warning_closed, needs_response,
+    # under_review, won, lost (and prevented on newer API versions).
+    status: str
+    # `evidence_details.due_by`; None when the issuer allows no response.
+    evidence_due_by: datetime | None
+    # Whether the charge can still be refunded (Stripe refuses a refund when False).
+    is_charge_refundable: bool
+    created_at: datetime
+    submission_count: int = 0
+    has_evidence: bool = False
+    # Whether the last submission arrived after `evidence_due_by` (delivery not guaranteed).
+    past_due: bool = False
+
+    @property
+    def is_open(self) -> bool:
+        """Not yet decided: the charge must not be refunded by this system."""
+        return self.status in DISPUTE_OPEN_STATUSES
+
+    @property
+    def accepts_response(self) -> bool:
+        """Evidence can be submitted, or the dispute accepted, now."""
+        return self.status in DISPUTE_RESPONDABLE_STATUSES
+
+
+class EarlyFraudWarning(Frozen):
+    """A Radar early fraud warning: the issuer reported the charge as likely fraud."""
+
+    warning_id: str
+    charge_id: str
+    # True while the charge is neither disputed nor fully refunded: a refund now can
+    # prevent the chargeback and its fee.
+    actionable: bool
+    # card_never_received, fraudulent_card_application, made_with_counterfeit_card,
+    # made_with_lost_card, made_with_stolen_card, misc, unauthorized_use_of_card.
+    fraud_type: str
+    created_at: datetime

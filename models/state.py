@@ -32,8 +32,14 @@ class ReviewPlan(TypedDict):
     sandbox_systems: NotRequired[list[str]]
 
 
+RunKind = Literal["dispute", "chargeback", "early_fraud_warning"]
+
+
 class DisputeState(TypedDict, total=False):
     run_id: str
+    # What started the run: a CRM case (`dispute`), a Stripe dispute (`chargeback`, whose
+    # id is the run's case_id) or a Radar early fraud warning (likewise).
+    kind: RunKind
     case_id: str
     customer_id: str | None  # from the queue message: a hint for display, never trusted
     event_id: str | None

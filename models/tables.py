@@ -51,6 +51,10 @@ workflow_states = Table(
     Column("attempts", Integer, nullable=False, server_default="0"),
     Column("next_attempt_at", DateTime(timezone=True)),
     Column("last_error", JSONB),
+    # What started the run (migration 0005): dispute | chargeback | early_fraud_warning.
+    Column("kind", String(24), nullable=False, server_default="dispute"),
+    # A chargeback's latest status from Stripe, and when closed whether it was won.
+    Column("dispute_outcome", JSONB),
     Index("idx_workflow_states_run_id", "run_id"),
     Index("idx_workflow_states_case_id", "case_id"),
     Index("idx_workflow_states_status", "status"),
@@ -131,6 +135,17 @@ processed_messages = Table(
         unique=True,
         postgresql_where=text("event_id IS NULL"),
     ),
+)
+
+# Verified Stripe webhook events, once each (migration 0005): outcome enqueued | ignored.
+stripe_events = Table(
+    "stripe_events",
+    metadata,
+    Column("event_id", String(255), primary_key=True),
+    Column("type", String(100), nullable=False),
+    Column("object_id", String(255)),
+    Column("outcome", String(16), nullable=False),
+    Column("received_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
 )
 
 # Durable side of the sandbox backends: refunds, credits and case updates keyed by their

@@ -1,4 +1,5 @@
-"""Logging: JSON lines to logs/workflow.log (rotating), readable lines on the console.
+"""Logging: JSON lines to logs/workflow.log (rotating), readable lines on the console
+(or, with LOG_FORMAT=json, the same JSON lines on stdout, for containers).
 
 Every record made while a run is being driven carries its `run_id` (a context variable),
 and a filter masks anything that looks like a key, token or password.
@@ -11,10 +12,12 @@ import json
 import logging
 import logging.handlers
 import re
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Literal
 
 _run_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("run_id", default=None)
 
@@ -93,8 +96,19 @@ class ConsoleFormatter(logging.Formatter):
         return line
 
 
-def configure_logging(log_dir: Path, level: str = "INFO", *, console: bool = True) -> None:
-    """Install the file and console handlers on the root logger (once per process)."""
+def configure_logging(
+    log_dir: Path,
+    level: str = "INFO",
+    *,
+    console: bool = True,
+    log_format: Literal["text", "json"] = "text",
+) -> None:
+    """Install the file and console handlers on the root logger (once per process).
+
+    `text`: readable lines on stderr, the project's INFO and everyone's WARNING (a
+    library's INFO goes to the file only). `json`: every record the file gets, as the
+    file's JSON lines on stdout instead.
+    """
     root = logging.getLogger()
     for handler in list(root.handlers):
         root.removeHandler(handler)
@@ -107,7 +121,12 @@ def configure_logging(log_dir: Path, level: str = "INFO", *, console: bool = Tru
     file_handler.setFormatter(JsonFormatter())
     file_handler.addFilter(context)
     root.addHandler(file_handler)
-    if console:
+    if console and log_format == "json":
+        structured = logging.StreamHandler(sys.stdout)
+        structured.setFormatter(JsonFormatter())
+        structured.addFilter(context)
+        root.addHandler(structured)
+    elif console:
         stream = logging.StreamHandler()
         stream.setFormatter(ConsoleFormatter())
         stream.addFilter(_ConsoleFilter())

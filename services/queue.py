@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import uuid
@@ -104,3 +105,34 @@ def open_queue(
         client, name=queue_name, max_receive_count=max_receive_count, visibility=visibility
     )
     return DisputeQueue(client, url, endpoint_url, server)
+
+
+class QueueSender:
+    """Sends message bodies to the dispute queue from a process that does not consume it
+    (the API's Stripe webhook). The queue is SQS_QUEUE_URL, else the queue named
+    SQS_QUEUE_NAME at SQS_ENDPOINT_URL, else at the embedded endpoint a worker or the demo
+    runs on `embedded_port`; it is looked up at the first send, so the API can start first.
+    """
+
+    def __init__(
+        self,
+        *,
+        region: str,
+        queue_url: str | None,
+        endpoint_url: str | None,
+        queue_name: str,
+        embedded_port: int,
+    ) -> None:
+        embedded = queue_url is None and endpoint_url is None
+        self._endpoint = endpoint_url or (f"http://127.0.0.1:{embedded_port}" if embedded else None)
+        self._client = sqs_client(region=region, endpoint_url=self._endpoint, embedded=embedded)
+        self._url = queue_url
+        self._name = queue_name
+
+    def _send(self, body: str) -> None:
+        if self._url is None:
+            self._url = self._client.get_queue_url(QueueName=self._name)["QueueUrl"]
+        self._client.send_message(QueueUrl=self._url, MessageBody=body)
+
+    async def send(self, body: str) -> None:
+        await asyncio.to_thread(self._send, body)

@@ -23,6 +23,7 @@ from services.errors import (
     NotFoundError,
     PaymentsAgentError,
 )
+from services.tracing import external_call, note_retry
 
 logger = logging.getLogger(__name__)
 
@@ -117,6 +118,10 @@ class RetryPolicy:
 
     async def __call__(self, call: Callable[[], Awaitable[T]], *, operation: str) -> T:
         """Run `call`, retrying retryable integration failures within the policy."""
+        with external_call(operation):  # one span per call, its retries as events
+            return await self._attempts(call, operation=operation)
+
+    async def _attempts(self, call: Callable[[], Awaitable[T]], *, operation: str) -> T:
         attempt = 1
         while True:
             try:
@@ -139,6 +144,7 @@ class RetryPolicy:
                     exc.message,
                     delay,
                 )
+                note_retry(attempt, delay, exc.message)
                 await self.sleep(delay)
                 attempt += 1
 

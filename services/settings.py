@@ -7,7 +7,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from models.dispute_types import parse_dispute_type
@@ -22,6 +22,11 @@ PaymentBackend = Literal["sandbox", "stripe"]
 
 class ConfigurationError(Exception):
     """A setting is missing or inconsistent; raised at start-up, never mid-run."""
+
+
+class StartupError(ConfigurationError):
+    """The process cannot start as configured (a port in use, PostgreSQL unreachable, a
+    demo already running); the message names the fix."""
 
 
 class Settings(BaseSettings):
@@ -57,6 +62,10 @@ class Settings(BaseSettings):
     api_host: str = "127.0.0.1"
     api_port: int = 8003
     public_base_url: str = "http://127.0.0.1:8003"
+    # Links from the review desk to the case in the CRM and the charge in the payment
+    # system: a URL with {case_id} / {charge_id} in it; no link when unset.
+    crm_case_url_template: str | None = None
+    payment_charge_url_template: str | None = None
 
     # Integrations
     crm_backend: CRMBackend = "sandbox"
@@ -71,6 +80,11 @@ class Settings(BaseSettings):
     payment_backend: PaymentBackend = "sandbox"
     payment_secret_key: SecretStr | None = None
     payment_api_base: str = "https://api.stripe.com"
+    # The signing secret of the Stripe webhook endpoint (whsec_...): POST /webhooks/stripe
+    # verifies every event with it and is off without it.
+    stripe_webhook_secret: SecretStr | None = None
+    # Early fraud warnings: refunds up to this amount are made without a reviewer (0: off).
+    fraud_warning_auto_refund_max_amount: Decimal = Field(default=Decimal("0"), ge=0)
     # Some systems on the sandbox and others real is refused unless this is true: a
     # proposal checked against sandbox data would move real money, or the reverse.
     allow_mixed_backends: bool = False
@@ -118,12 +132,33 @@ class Settings(BaseSettings):
     # Logging
     log_dir: Path = Path("logs")
     log_level: str = "INFO"
+    # text: readable lines on the console; json: the log file's JSON lines on stdout.
+    log_format: Literal["text", "json"] = "text"
+
+    # Observability (services/tracing.py, services/metrics.py). Traces go to the OTLP/HTTP
+    # endpoint when set; none are made otherwise. A worker exposes its Prometheus metrics
+    # on METRICS_PORT (on API_HOST) when set; the API serves them at /metrics.
+    otel_exporter_otlp_endpoint: str | None = None
+    otel_exporter_otlp_headers: SecretStr | None = None
+    otel_service_name: str = "payments-agent"
+    metrics_port: int | None = Field(default=None, ge=1, le=65535)
 
     @field_validator("approver_email", mode="before")
     @classmethod
     def _split_emails(cls, value: object) -> object:
         if isinstance(value, str):
             return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("crm_case_url_template", "payment_charge_url_template")
+    @classmethod
+    def _check_url_template(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is None or not value.strip():
+            return None
+        value = value.strip()
+        placeholder = "{case_id}" if info.field_name == "crm_case_url_template" else "{charge_id}"
+        if not value.startswith(("https://", "http://")) or placeholder not in value:
+            raise ValueError(f"expected an http(s) URL containing {placeholder}")
         return value
 
     @field_validator("dispute_type_labels", mode="before")

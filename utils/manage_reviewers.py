@@ -1,7 +1,7 @@
 """Create, revoke and list reviewer API keys.
 
   python utils/manage_reviewers.py create NAME [--email ADDRESS]   prints the key, once
-  python utils/manage_reviewers.py revoke KEY_PREFIX|NAME           revokes the key(s)
+  python utils/manage_reviewers.py revoke KEY_PREFIX|NAME           a key; by NAME the reviewer
   python utils/manage_reviewers.py list                             keys without secrets
 
 The key authenticates REST calls (`Authorization: Bearer <key>`) and signs in to the

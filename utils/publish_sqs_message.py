@@ -19,6 +19,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from botocore.exceptions import BotoCoreError, ClientError  # noqa: E402
+from pydantic import ValidationError  # noqa: E402
 
 from services.queue import DisputeQueue, sqs_client  # noqa: E402
 from services.sandbox.data import load_dataset  # noqa: E402
@@ -39,7 +40,14 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.count < 1:
         parser.error("--count must be at least 1")
-    settings = Settings()
+    try:
+        settings = Settings()
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in exc.errors()
+        )
+        print(f"configuration error: {problems} (in .env or the environment)", file=sys.stderr)
+        return 2
     queue_url = args.queue_url or settings.sqs_queue_url
     endpoint = settings.sqs_endpoint_url
     embedded = queue_url is None and endpoint is None
@@ -50,7 +58,12 @@ def main(argv: list[str] | None = None) -> int:
         try:
             queue_url = client.get_queue_url(QueueName=settings.sqs_queue_name)["QueueUrl"]
         except (BotoCoreError, ClientError) as exc:
-            hint = " (is a worker or the demo running? else set SQS_QUEUE_URL)" if embedded else ""
+            hint = (
+                " (no worker or demo is running: start one, `uv run python app.py` or "
+                "`uv run python app.py --demo`, or set SQS_QUEUE_URL)"
+                if embedded
+                else " (check SQS_ENDPOINT_URL and SQS_QUEUE_NAME)"
+            )
             print(
                 f"configuration error: no queue {settings.sqs_queue_name} at {endpoint}{hint}: "
                 f"{' '.join(str(exc).split())}",
@@ -65,7 +78,15 @@ def main(argv: list[str] | None = None) -> int:
     )
     for case_id in cases:
         for _ in range(args.count):
-            event_id = queue.publish(case_id=case_id, customer_id=args.customer_id)
+            try:
+                event_id = queue.publish(case_id=case_id, customer_id=args.customer_id)
+            except (BotoCoreError, ClientError) as exc:
+                print(
+                    f"cannot publish to {queue_url}: {' '.join(str(exc).split())} (check "
+                    "SQS_QUEUE_URL and the AWS credentials, or --queue-url)",
+                    file=sys.stderr,
+                )
+                return 2
             print(f"published {event_id} for case {case_id}")
     return 0
 

@@ -9,7 +9,12 @@ from decimal import Decimal
 from typing import Protocol, TypeVar
 
 from services.drafting.protocols import ResolutionDrafter
-from services.integrations.protocols import BillingClient, CRMClient, PaymentGateway
+from services.integrations.protocols import (
+    BillingClient,
+    CRMClient,
+    DisputeGateway,
+    PaymentGateway,
+)
 from services.knowledge.protocols import PolicyStore
 from services.persistence.store import WorkflowStore
 from services.review.protocols import ReviewNotifier
@@ -23,6 +28,8 @@ class ReviewRules:
     auto_approve_min_confidence: float = 0.9
     max_disputes_90d: int = 3
     dual_approval_min_amount: Decimal = Decimal("500")
+    # Early fraud warnings: refunded without a reviewer up to this amount (0: never).
+    fraud_warning_auto_refund_max: Decimal = Decimal("0")
 
 
 def utc_now() -> datetime:
@@ -56,6 +63,9 @@ class WorkflowContext:
     dispute_window_days: int = 120
     clock: Callable[[], datetime] = utc_now
     retry: Retrier = call_once
+    # Stripe's disputes and fraud warnings (the payment backend): chargebacks, and the
+    # check that a charge is not under dispute before any refund.
+    disputes: DisputeGateway | None = None
     # The integrations served by the sandbox (ALLOW_MIXED_BACKENDS): said on every review.
     sandbox_systems: tuple[str, ...] = ()
     # Told when a resolution is stored, so caches keyed on similar cases can be dropped.

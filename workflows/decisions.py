@@ -21,6 +21,7 @@ from models.domain import (
 )
 from services.drafting.guardrails import check_modification, describe
 from services.errors import ConflictError, InvalidRequestError, NotFoundError
+from services.metrics import DECISIONS
 from services.persistence.store import WorkflowStore
 from services.review.reviewers import Reviewer
 
@@ -34,6 +35,14 @@ async def pending_review(store: WorkflowStore, run_id: str) -> dict[str, Any]:
     if run["status"] != "pending" or awaiting is None:
         raise ConflictError(f"run {run_id} is {run['status']}, not awaiting a decision")
     return run
+
+
+def evidence_due_by(run: dict[str, Any]) -> datetime | None:
+    """A chargeback run's evidence deadline (Stripe's `evidence_details.due_by`)."""
+    if run.get("kind") != "chargeback":
+        return None
+    raw = ((run.get("payment_data") or {}).get("dispute") or {}).get("evidence_due_by")
+    return datetime.fromisoformat(str(raw)) if raw else None
 
 
 async def record_decision(
@@ -59,6 +68,12 @@ async def record_decision(
     run = await pending_review(store, run_id)
     if case_id is not None and case_id != run["case_id"]:
         raise InvalidRequestError(f"case_id {case_id} does not match run {run_id}")
+    due = evidence_due_by(run)
+    if due is not None and now >= due:
+        raise ConflictError(
+            f"the evidence deadline of dispute {run['case_id']} passed at "
+            f"{due.strftime('%Y-%m-%d %H:%M')} UTC: Stripe no longer takes an answer"
+        )
     review = run.get("human_review_data") or {}
     proposal = run.get("resolution_proposal") or {}
     approval = approval_state(proposal, review.get("plan"), review.get("decisions") or [])
@@ -74,6 +89,11 @@ async def record_decision(
         raise ConflictError(
             f"{reviewer.name} has already approved version {current.number} of run {run_id}; "
             "the next approval must come from a different reviewer"
+        )
+    if modified is not None and run.get("kind") == "chargeback":
+        raise InvalidRequestError(
+            "a chargeback's answer is approved or rejected as drafted; modifying it is not "
+            "supported yet"
         )
     if modified is not None:
         if decision != "approved":
@@ -102,4 +122,5 @@ async def record_decision(
         version=current.number,
     )
     await store.record_decision(run_id=run_id, decision=recorded, proposal_before=current.as_dict())
+    DECISIONS.labels(decision=decision, channel=channel).inc()
     return recorded

@@ -23,6 +23,7 @@ from typing import Any
 import procrastinate
 
 from services.logs import bind_run_id
+from services.metrics import RUN_RETRIES
 from services.persistence.jobs import ADVANCE_TASK, RUN_QUEUE, RunJobs
 from services.persistence.store import StoredDecision, WorkflowStore
 from workflows.runner import FINAL_STATUSES, RunOutcome, WorkflowRunner, awaiting_round
@@ -98,6 +99,7 @@ class RunDriver:
                 case_id=run["case_id"],
                 customer_id=run["customer_id"],
                 event_id=run.get("event_id"),
+                kind=run.get("kind") or "dispute",
             )
         awaiting = awaiting_round(snapshot)
         if awaiting is not None:
@@ -126,6 +128,7 @@ class RunDriver:
     async def _schedule_retry(self, run: dict[str, Any], outcome: RunOutcome) -> None:
         run_id = str(run["run_id"])
         attempts = int(run.get("attempts") or 0) + 1
+        RUN_RETRIES.inc()
         if outcome.park or attempts >= self.retry.max_attempts:
             log.error("run needs attention after %d attempt(s): %s", attempts, outcome.error)
             await self.store.schedule_attempt(

@@ -150,7 +150,7 @@ def after_send(state: DisputeState) -> Literal["wait_human_review", "handle_erro
 
 def after_wait(
     state: DisputeState,
-) -> Literal["wait_human_review", "move_money", "store_results", "handle_error"]:
+) -> Literal["wait_human_review", "move_money", "answer_dispute", "store_results", "handle_error"]:
     if _failed(state):
         return "handle_error"
     decisions = state.get("decisions") or []
@@ -165,11 +165,18 @@ def after_wait(
         # Dual control, or a modification: the version that would execute needs more
         # approvals of its own, from reviewers who have not approved it yet.
         return "wait_human_review"
-    return "move_money"
+    return "answer_dispute" if state.get("kind") == "chargeback" else "move_money"
 
 
-def after_move(state: DisputeState) -> Literal["update_case", "handle_error"]:
-    return "handle_error" if _failed(state) else "update_case"
+def after_move(state: DisputeState) -> Literal["update_case", "store_results", "handle_error"]:
+    if _failed(state):
+        return "handle_error"
+    # Only a CRM dispute has a CRM case to update.
+    return "update_case" if state.get("kind", "dispute") == "dispute" else "store_results"
+
+
+def after_answer(state: DisputeState) -> Literal["store_results", "handle_error"]:
+    return "handle_error" if _failed(state) else "store_results"
 
 
 def after_update(state: DisputeState) -> Literal["store_results", "handle_error"]:
@@ -191,6 +198,7 @@ class GraphNodes:
     send_human_review: Node
     wait_human_review: Node
     move_money: Node
+    answer_dispute: Node
     update_case: Node
     store_results: Node
     handle_error: Node
@@ -210,6 +218,7 @@ def build_graph(nodes: GraphNodes, checkpointer: BaseCheckpointSaver[Any]) -> Di
     graph.add_conditional_edges("send_human_review", after_send)
     graph.add_conditional_edges("wait_human_review", after_wait)
     graph.add_conditional_edges("move_money", after_move)
+    graph.add_conditional_edges("answer_dispute", after_answer)
     graph.add_conditional_edges("update_case", after_update)
     graph.add_conditional_edges("store_results", after_store)
     graph.add_edge("handle_error", END)

@@ -2,10 +2,11 @@
 
 A run pending longer than REVIEW_REMINDER_HOURS gets one reminder to the approvers who
 have not decided yet; longer than REVIEW_ESCALATION_HOURS, one e-mail to ESCALATION_EMAIL.
-Waiting is measured from the run's creation. Each is recorded in `notifications` (whatever
-its outcome, so a failing mail server does not produce a reminder per sweep) and in the
-audit trail. The sweep runs in the worker process; an advisory lock per run keeps two
-workers from sending the same reminder.
+Waiting is measured from the run's creation; a chargeback's review counts down to its
+evidence deadline instead (reminded 72 h before `due_by`, escalated 24 h before). Each is
+recorded in `notifications` (whatever its outcome, so a failing mail server does not
+produce a reminder per sweep) and in the audit trail. The sweep runs in the worker
+process; an advisory lock per run keeps two workers from sending the same reminder.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from services.persistence.store import RunBusyError, WorkflowStore
 from services.review.email import Delivery, NotificationLog
 from services.review.notifications import ESCALATION, REMINDER
 from services.settings import Settings
+from workflows.decisions import evidence_due_by
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +34,10 @@ log = logging.getLogger(__name__)
 class EscalationPolicy:
     reminder_after: timedelta
     escalate_after: timedelta
+    # A chargeback counts down to its evidence deadline instead: reminded this long before
+    # `due_by`, escalated this long before it.
+    remind_before_deadline: timedelta = timedelta(hours=72)
+    escalate_before_deadline: timedelta = timedelta(hours=24)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> EscalationPolicy:
@@ -70,13 +76,22 @@ async def notify_overdue_reviews(
     report = SweepReport()
     for run in await store.list_runs(status="pending", limit=1000):
         waited = now - run["created_at"]
-        if waited < min(policy.reminder_after, policy.escalate_after):
+        due = evidence_due_by(run)
+        if due is not None:
+            left = due - now
+            remind, escalate = (
+                left <= policy.remind_before_deadline,
+                left <= policy.escalate_before_deadline,
+            )
+        else:
+            remind, escalate = waited >= policy.reminder_after, waited >= policy.escalate_after
+        if not (remind or escalate):
             continue
         run_id = str(run["run_id"])
         try:
             async with store.run_lock(f"escalation:{run_id}"):
                 with bind_run_id(run_id):
-                    await _notify_run(store, notifier, policy, run, waited, report)
+                    await _notify_run(store, notifier, run, waited, report, remind, escalate)
         except RunBusyError:
             continue  # another worker is sweeping this run right now
     return report
@@ -85,10 +100,11 @@ async def notify_overdue_reviews(
 async def _notify_run(
     store: WorkflowStore,
     notifier: OverdueNotifier,
-    policy: EscalationPolicy,
     run: dict[str, Any],
     waited: timedelta,
     report: SweepReport,
+    remind: bool,
+    escalate: bool,
 ) -> None:
     run_id = str(run["run_id"])
     awaiting = (run.get("human_review_data") or {}).get("awaiting_round")
@@ -97,12 +113,12 @@ async def _notify_run(
         return  # a decision is recorded and about to be applied: nobody needs chasing
     done = await notifier.log.kinds(run_id)
     hours = round(waited.total_seconds() / 3600, 1)
-    if waited >= policy.reminder_after and REMINDER not in done:
+    if remind and REMINDER not in done:
         decided_by = {identity_of(d) for d in decisions}
         sent = await notifier.send_reminder(run, waited=waited, decided_by=decided_by)
         await _audit(store, run, "review_reminder_sent", sent, hours)
         report.reminded.append(run_id)
-    if waited >= policy.escalate_after and ESCALATION not in done:
+    if escalate and ESCALATION not in done:
         sent = await notifier.send_escalation(run, waited=waited)
         await _audit(store, run, "review_escalated", sent, hours)
         report.escalated.append(run_id)

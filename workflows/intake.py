@@ -1,6 +1,8 @@
 """SQS intake: dispute events in, runs recorded, messages deleted. Intake only.
 
-Each message is parsed against `models.events.DisputeEvent`. A valid event is recorded
+Each message is parsed against `models.events.QUEUE_MESSAGE`: a CRM dispute event, or a
+Stripe event the webhook enqueued (a chargeback or an early fraud warning starts a run; a
+dispute's update or closing is recorded on its run). A valid event is recorded
 with its run in one PostgreSQL transaction, the run's driver (a Procrastinate job)
 included, and the message is deleted at once: SQS never drives a run's progress. A
 database error leaves the message to be received again, and nothing half-recorded behind.
@@ -16,7 +18,13 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from models.events import DisputeEvent
+from models.events import (
+    QUEUE_MESSAGE,
+    STARTS_CHARGEBACK,
+    STARTS_FRAUD_WARNING,
+    DisputeEvent,
+    StripeEventMessage,
+)
 from services.persistence.jobs import RunJobs
 from services.persistence.store import Intake, WorkflowStore
 from services.queue import DisputeQueue
@@ -95,7 +103,7 @@ class DisputeIntake:
         message_id = str(message.get("MessageId", "unknown"))
         body = str(message.get("Body", ""))
         try:
-            event = DisputeEvent.model_validate_json(body)
+            event = QUEUE_MESSAGE.validate_json(body)
         except ValidationError as exc:
             reason = "; ".join(
                 f"{'.'.join(map(str, e['loc'])) or 'body'}: {e['msg']}" for e in exc.errors()
@@ -104,31 +112,48 @@ class DisputeIntake:
             await self.store.record_rejected_message(message_id=message_id, error=reason, body=body)
             # Left on the queue: its redrive policy moves it to the DLQ after a few receives.
             return False
+        if isinstance(event, StripeEventMessage) and event.event_type not in (
+            STARTS_CHARGEBACK,
+            STARTS_FRAUD_WARNING,
+        ):
+            await self.store.record_dispute_update(
+                message_id=message_id,
+                event_id=event.event_id,
+                dispute_id=event.object_id,
+                event_type=event.event_type,
+                status=event.status,
+                amount=event.amount,
+                currency=event.currency,
+            )
+            return True
         intake = await self.accept(event, message_id=message_id)
         if intake.outcome == "duplicate":
-            log.info(
-                "event %s for case %s starts nothing: run %s",
-                event.event_id,
-                event.case_id,
-                intake.run_id,
-            )
+            log.info("event %s starts nothing: run %s", event.event_id, intake.run_id)
         return True
 
-    async def accept(self, event: DisputeEvent, *, message_id: str) -> Intake:
+    async def accept(self, event: DisputeEvent | StripeEventMessage, *, message_id: str) -> Intake:
         """Record the event and its run (with its driver) in one transaction."""
 
         async def wake(connection: Any, run_id: str) -> None:
             await self.jobs.wake(run_id, connection=connection)
 
+        if isinstance(event, DisputeEvent):
+            case_id, customer_id, kind = event.case_id, event.customer_id, "dispute"
+        else:
+            # A Stripe dispute or warning is its own case: its id is the run's case id, so
+            # the one-active-run-per-case rule and the event dedupe apply to it as well.
+            case_id, customer_id = event.object_id, None
+            kind = "chargeback" if event.event_type == STARTS_CHARGEBACK else "early_fraud_warning"
         intake = await self.store.accept_event(
             message_id=message_id,
             event_id=event.event_id,
-            case_id=event.case_id,
-            customer_id=event.customer_id,
+            case_id=case_id,
+            customer_id=customer_id,
             wake=wake,
+            kind=kind,
         )
         if intake.outcome == "accepted":
-            log.info("event %s started run %s", event.event_id, intake.run_id)
+            log.info("event %s started %s run %s", event.event_id, kind, intake.run_id)
         return intake
 
 

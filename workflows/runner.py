@@ -25,6 +25,7 @@ from models.costs import summarise_recorded
 from models.domain import ReviewDecision
 from services.logs import bind_run_id
 from services.persistence.store import WorkflowStore
+from services.tracing import traced_run
 from workflows.context import WorkflowContext
 from workflows.dispute_workflow import DisputeGraph, RetryableStepError
 
@@ -72,11 +73,12 @@ class WorkflowRunner:
         run_id: str | None = None,
         actor: str = "worker",
         on_step: StepCallback | None = None,
+        kind: str = "dispute",
     ) -> RunOutcome:
         """Create a run for the case and drive it to its first durable checkpoint."""
         run_id = run_id or str(uuid.uuid4())
         await self.store.create_run(
-            run_id=run_id, case_id=case_id, customer_id=customer_id, actor=actor
+            run_id=run_id, case_id=case_id, customer_id=customer_id, actor=actor, kind=kind
         )
         return await self.begin(
             run_id=run_id,
@@ -84,6 +86,7 @@ class WorkflowRunner:
             customer_id=customer_id,
             event_id=event_id,
             on_step=on_step,
+            kind=kind,
         )
 
     async def begin(
@@ -94,10 +97,12 @@ class WorkflowRunner:
         customer_id: str | None,
         event_id: str | None = None,
         on_step: StepCallback | None = None,
+        kind: str = "dispute",
     ) -> RunOutcome:
         """Drive a run whose row exists but whose graph has not started."""
         initial = {
             "run_id": run_id,
+            "kind": kind,
             "case_id": case_id,
             "customer_id": customer_id,
             "event_id": event_id,
@@ -128,7 +133,9 @@ class WorkflowRunner:
         self, run_id: str, graph_input: Any, on_step: StepCallback | None
     ) -> RunOutcome:
         config = self._config(run_id)
-        with bind_run_id(run_id):
+        with bind_run_id(run_id), traced_run(run_id) as steps:
+            # A span and the metrics of each step (services/tracing.py, services/metrics.py).
+            config["callbacks"] = [steps]
             step: str | None = None
             update: dict[str, Any] = {}
             values: dict[str, Any] | None = None

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Depends
 from api.auth import require_api_reviewer
 from api.deps import Services
 from api.routes.workflows import parse_run_id
+from api.schemas import CaseCosts, WorkflowCosts, error_responses
 from services.errors import NotFoundError
 
 router = APIRouter(prefix="/costs", tags=["costs"], dependencies=[Depends(require_api_reviewer)])
@@ -29,7 +30,7 @@ def _run_costs(run: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-@router.get("/workflow/{run_id}")
+@router.get("/workflow/{run_id}", response_model=WorkflowCosts, responses=error_responses(401, 404))
 async def workflow_costs(run_id: str, services: Services) -> dict[str, Any]:
     """Tokens and dollars of one run, per LLM call."""
     run = await services.store.get_run(parse_run_id(run_id))
@@ -38,7 +39,7 @@ async def workflow_costs(run_id: str, services: Services) -> dict[str, Any]:
     return {"case_id": run["case_id"], **_run_costs(run)}
 
 
-@router.get("/case/{case_id}")
+@router.get("/case/{case_id}", response_model=CaseCosts, responses=error_responses(401, 404))
 async def case_costs(case_id: str, services: Services) -> dict[str, Any]:
     """Every run of the case with its cost, and the sums."""
     runs = await services.store.case_costs(case_id[:64])

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from api.auth import ApiReviewer, require_api_reviewer
 from api.deps import Services
+from api.schemas import DecisionAccepted, PendingReviews, error_responses
 from models.approvals import approval_state
 from models.domain import ModifiedResolution
 from services.errors import ForbiddenError
@@ -59,6 +60,8 @@ def pending_summary(run: dict[str, Any]) -> dict[str, Any]:
         "case_id": run["case_id"],
         "customer_id": run["customer_id"],
         "dispute_type": (crm.get("case") or {}).get("dispute_type"),
+        # The CRM's own label ("Unauthorized Charge"), above all when it maps to no type.
+        "dispute_label": (crm.get("case") or {}).get("dispute_label"),
         "claimed_amount": (crm.get("case") or {}).get("amount"),
         "proposal": {
             k: proposal.get(k)
@@ -87,7 +90,7 @@ def pending_summary(run: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-@router.get("/pending")
+@router.get("/pending", response_model=PendingReviews, responses=error_responses(401))
 async def pending(services: Services) -> dict[str, Any]:
     """Runs awaiting a reviewer's decision, oldest first."""
     runs = await services.store.list_runs(status="pending", limit=500)
@@ -95,7 +98,27 @@ async def pending(services: Services) -> dict[str, Any]:
     return {"count": len(items), "items": items}
 
 
-@router.post("/decision", status_code=status.HTTP_202_ACCEPTED)
+@router.post(
+    "/decision",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=DecisionAccepted,
+    responses=error_responses(
+        401,
+        403,
+        404,
+        409,
+        413,
+        422,
+        descriptions={
+            403: "reviewer_name names someone other than the API key's reviewer.",
+            404: "No such run.",
+            409: "The run is not awaiting a decision, this reviewer already decided it, "
+            "or the version decided on is no longer current.",
+            422: "The body is malformed, the case_id is not the run's, or the modified "
+            "resolution is refused (e.g. an amount above what is refundable).",
+        },
+    ),
+)
 async def decide(
     body: DecisionRequest, services: Services, reviewer: ApiReviewer
 ) -> dict[str, Any]:

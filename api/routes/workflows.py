@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from api.auth import ApiReviewer, require_api_reviewer
 from api.deps import Services
+from api.schemas import RunControlResult, RunStatus, error_responses
 from models.approvals import approval_state
 from services.errors import NotFoundError, PaymentsAgentError
 from workflows.controls import cancel_run, retry_run
@@ -50,7 +51,13 @@ def _system_decisions(review: dict[str, Any]) -> list[dict[str, Any]]:
     ]
 
 
-@router.get("/{run_id}/status")
+@router.get(
+    "/{run_id}/status",
+    response_model=RunStatus,
+    # The system's decisions have no reviewer_id or version: leave them out, not null.
+    response_model_exclude_unset=True,
+    responses=error_responses(401, 404),
+)
 async def run_status(run_id: str, services: Services) -> dict[str, Any]:
     """The run's status, step, proposal, decisions, outcome, costs and audit trail."""
     run_id = parse_run_id(run_id)
@@ -77,6 +84,7 @@ async def run_status(run_id: str, services: Services) -> dict[str, Any]:
         "next_attempt_at": _iso(run["next_attempt_at"]),
         "last_error": run["last_error"],
         "validation": review.get("validation"),
+        "dispute_label": ((run.get("crm_data") or {}).get("case") or {}).get("dispute_label"),
         "proposal": run["resolution_proposal"],
         "review": {
             "plan": review.get("plan"),
@@ -128,7 +136,13 @@ class ControlRequest(BaseModel):
     reason: str = Field(min_length=1, max_length=500)
 
 
-@router.post("/{run_id}/retry")
+@router.post(
+    "/{run_id}/retry",
+    response_model=RunControlResult,
+    responses=error_responses(
+        401, 404, 409, 413, 422, descriptions={409: "The run is not failed or parked."}
+    ),
+)
 async def retry(
     run_id: str, body: ControlRequest, services: Services, reviewer: ApiReviewer
 ) -> dict[str, Any]:
@@ -142,7 +156,13 @@ async def retry(
     return {"run_id": run_id, "status": "running"}
 
 
-@router.post("/{run_id}/cancel")
+@router.post(
+    "/{run_id}/cancel",
+    response_model=RunControlResult,
+    responses=error_responses(
+        401, 404, 409, 413, 422, descriptions={409: "The run is finished or executing."}
+    ),
+)
 async def cancel(
     run_id: str, body: ControlRequest, services: Services, reviewer: ApiReviewer
 ) -> dict[str, Any]:

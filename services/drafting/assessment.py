@@ -5,6 +5,11 @@ policy allows (the ceiling), the action and amount the rules propose, and the fa
 decide them. It is computed once per draft (services/drafting/guarded.py); the rules
 drafter proposes exactly it, the prompt shows its facts and ceiling to the model, and the
 guardrails hold every draft to its ceiling.
+
+A fact read from the case text rather than a CRM field says so ("outage 30 h from
+description: '…about 30 hours…'"). An outage whose duration is found in neither is not
+denied: it is proposed at the lowest compensating row of the outage matrix, with the
+matrix shown, and route_review flags it `outage_hours_unknown` for a reviewer.
 """
 
 from __future__ import annotations
@@ -22,8 +27,9 @@ from models.domain import (
     Subscription,
     quantize_money,
 )
-from models.policy_rules import DUPLICATE_WINDOW_DAYS, outage_band
+from models.policy_rules import DUPLICATE_WINDOW_DAYS, OUTAGE_MATRIX, OutageBand, outage_band
 from services.drafting.context import DraftingContext
+from services.drafting.facts import outage_duration
 
 ZERO = Decimal("0")
 # Disputes in 90 days above which a proposal is rated high risk (Settings' default).
@@ -43,6 +49,9 @@ class PolicyAssessment:
     basis: str  # why: the rule applied to the facts, one sentence
     facts: tuple[str, ...]  # the facts that decide it, short
     confidence: float
+    # What the reviewer must see whoever drafts: where a fact was read, the matrix when a
+    # fact is missing, what the billing data lacked. Shown among the supporting factors.
+    reviewer_notes: tuple[str, ...] = ()
 
 
 def refundable_of(context: DraftingContext) -> Decimal:
@@ -130,8 +139,49 @@ def assess(context: DraftingContext) -> PolicyAssessment:
     if amount <= ZERO:
         action, amount = ResolutionAction.DENY_REFUND, ZERO
     return PolicyAssessment(
-        dispute.value, ceiling, action, amount, basis, base + tuple(facts), confidence
+        dispute.value,
+        ceiling,
+        action,
+        amount,
+        basis,
+        base + tuple(facts),
+        confidence,
+        _reviewer_notes(context, dispute, facts),
     )
+
+
+# The types whose rule reads the customer's subscriptions (their dates and prices).
+_READS_SUBSCRIPTIONS = frozenset(
+    {
+        DisputeType.CANCELLATION_NOT_PROCESSED,
+        DisputeType.INCORRECT_AMOUNT,
+        DisputeType.UNRECOGNIZED_CHARGE,
+    }
+)
+
+
+def _reviewer_notes(
+    context: DraftingContext, dispute: DisputeType, facts: Sequence[str]
+) -> tuple[str, ...]:
+    notes: list[str] = []
+    if dispute == DisputeType.SERVICE_OUTAGE:
+        notes += [f for f in facts if f.startswith("outage ")]
+    if dispute in _READS_SUBSCRIPTIONS:
+        notes += [f"billing data: {note}" for note in context.billing.data_quality]
+    return tuple(notes)
+
+
+def outage_matrix_line(segment: str) -> str:
+    """The outage matrix's rows for `segment`, on one line, as the reviewer is shown it."""
+    rows = ", ".join(
+        f"{band.label} {band.share[segment]:.0%}" for band in OUTAGE_MATRIX if segment in band.share
+    )
+    return f"outage matrix, {segment}: {rows} of the charge"
+
+
+def lowest_compensating_band(segment: str) -> OutageBand | None:
+    """The shortest band of the outage matrix that compensates a `segment` customer."""
+    return next((b for b in OUTAGE_MATRIX if b.share.get(segment, ZERO) > ZERO), None)
 
 
 _Outcome = tuple[Decimal, ResolutionAction, Decimal, str, list[str], float]
@@ -163,18 +213,65 @@ def _assess_duplicate(context: DraftingContext, refundable: Decimal) -> _Outcome
     )
 
 
-def _assess_outage(context: DraftingContext, refundable: Decimal) -> _Outcome:
-    charge, hours = context.disputed_charge, context.case.outage_hours
-    if hours is None or hours < ZERO:
+def _outage_share_outcome(
+    context: DraftingContext, refundable: Decimal, share: Decimal, fact: str, confidence: float
+) -> _Outcome:
+    owed = quantize_money(context.disputed_charge.amount * share)
+    if share >= 1:
+        return (
+            refundable,
+            ResolutionAction.FULL_REFUND,
+            refundable,
+            f"{fact}: refund the charge",
+            [fact],
+            confidence,
+        )
+    return (
+        owed,
+        ResolutionAction.ACCOUNT_CREDIT,
+        owed,
+        f"{fact}: credit {_money(owed)}",
+        [fact],
+        confidence,
+    )
+
+
+def _assess_outage_unknown(context: DraftingContext, refundable: Decimal) -> _Outcome:
+    # Not a denial: the least the policy gives for an outage, for a reviewer to confirm.
+    segment = context.segment
+    band = lowest_compensating_band(segment)
+    if band is None:
         return (
             ZERO,
             ResolutionAction.DENY_REFUND,
             ZERO,
-            "outage duration not recorded on the case: compensation cannot be computed",
-            ["outage duration unknown"],
-            0.4,
+            f"segment {segment!r} is not in the outage matrix",
+            [f"unknown segment {segment}"],
+            0.3,
         )
-    band = outage_band(hours)
+    share = band.share[segment]
+    fact = (
+        "outage duration in neither the CRM field nor the case text: lowest compensating "
+        f"row {band.label}, segment {segment}: {share:.0%} of charge"
+    )
+    ceiling, action, amount, basis, facts, confidence = _outage_share_outcome(
+        context, refundable, share, fact, 0.4
+    )
+    return (
+        ceiling,
+        action,
+        amount,
+        f"{basis}, for a reviewer to confirm",
+        [*facts, outage_matrix_line(segment)],
+        confidence,
+    )
+
+
+def _assess_outage(context: DraftingContext, refundable: Decimal) -> _Outcome:
+    charge, duration = context.disputed_charge, outage_duration(context.case)
+    if duration is None:
+        return _assess_outage_unknown(context, refundable)
+    band = outage_band(duration.hours)
     share = band.share.get(context.segment)
     if share is None:
         return (
@@ -186,26 +283,15 @@ def _assess_outage(context: DraftingContext, refundable: Decimal) -> _Outcome:
             0.3,
         )
     owed = quantize_money(charge.amount * share)
-    fact = f"outage {hours} h, band {band.label}, segment {context.segment}: {share:.0%} of charge"
+    fact = (
+        f"outage {duration.label} {duration.source}, band {band.label}, "
+        f"segment {context.segment}: {share:.0%} of charge"
+    )
     if owed <= ZERO:
         return (ZERO, ResolutionAction.DENY_REFUND, ZERO, f"{fact}: no compensation", [fact], 0.85)
-    if share >= 1:
-        return (
-            refundable,
-            ResolutionAction.FULL_REFUND,
-            refundable,
-            f"{fact}: refund the charge",
-            [fact],
-            0.85,
-        )
-    return (
-        owed,
-        ResolutionAction.ACCOUNT_CREDIT,
-        owed,
-        f"{fact}: credit {_money(owed)}",
-        [fact],
-        0.85,
-    )
+    # A duration read from the text is likelier wrong than the CRM's own figure.
+    confidence = 0.85 if duration.from_crm_field else 0.7
+    return _outage_share_outcome(context, refundable, share, fact, confidence)
 
 
 def _assess_cancellation(context: DraftingContext, refundable: Decimal) -> _Outcome:
@@ -382,6 +468,8 @@ __all__ = [
     "RiskRating",
     "assess",
     "find_duplicate_of",
+    "lowest_compensating_band",
+    "outage_matrix_line",
     "plan_for_charge",
     "proposal_risk_level",
     "refundable_of",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -16,6 +17,7 @@ from models.policy_rules import POLICIES
 from services.drafting.assessment import PolicyAssessment, proposal_risk_level
 from services.drafting.context import DraftingContext
 from services.drafting.costs import PriceTable, call_cost
+from services.drafting.facts import format_hours
 from services.drafting.prompt import Prompt, clip, retry_instruction
 from services.errors import IntegrationError
 from services.retry import RetryPolicy, parse_retry_after
@@ -31,7 +33,12 @@ RISK_ORDER = {"low": 0, "medium": 1, "high": 2}
 
 class DraftOutput(BaseModel):
     """The model's answer on the wire (strict json_schema). JSON has no decimal type, so
-    `amount` is a number here and becomes a Decimal through its shortest repr at once."""
+    `amount` is a number here and becomes a Decimal through its shortest repr at once.
+
+    `outage_hours` and `outage_hours_source` are the outage duration the model read and
+    where: shown to the reviewer beside the rules' own reading, never a bound (the
+    guardrails hold the draft to the policy's ceiling). The schema sent requires them;
+    they default here only so an answer without them is still read."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -42,11 +49,23 @@ class DraftOutput(BaseModel):
     supporting_factors: list[str]
     risk_level: Literal["low", "medium", "high"]
     policy_ids: list[str]
+    outage_hours: float | None = None
+    outage_hours_source: str | None = None
 
 
 def _without_titles(schema: Any) -> Any:
+    """The schema without titles or `default`s (strict mode has none), a nullable type
+    written `{"type": [t, "null"]}`: fewer prompt tokens than pydantic's `anyOf`."""
     if isinstance(schema, dict):
-        return {k: _without_titles(v) for k, v in schema.items() if k != "title"}
+        branches = schema.get("anyOf")
+        if (
+            isinstance(branches, list)
+            and len(branches) == 2
+            and {"type": "null"} in branches
+            and all(set(b) == {"type"} and isinstance(b["type"], str) for b in branches)
+        ):
+            return {"type": [*(b["type"] for b in branches if b["type"] != "null"), "null"]}
+        return {k: _without_titles(v) for k, v in schema.items() if k not in ("title", "default")}
     if isinstance(schema, list):
         return [_without_titles(item) for item in schema]
     return schema
@@ -54,10 +73,12 @@ def _without_titles(schema: Any) -> Any:
 
 def response_format() -> dict[str, Any]:
     """The strict json_schema of `DraftOutput`, without titles or docstring (they would
-    cost prompt tokens on every call). Passed as a dict, so the SDK does not parse the
-    answer itself: an invalid answer then still reports its usage, and is paid for."""
+    cost prompt tokens on every call), every property required as strict mode wants.
+    Passed as a dict, so the SDK does not parse the answer itself: an invalid answer then
+    still reports its usage, and is paid for."""
     schema = _without_titles(DraftOutput.model_json_schema())
     schema.pop("description", None)
+    schema["required"] = list(schema["properties"])
     return {"name": "resolution_draft", "strict": True, "schema": schema}
 
 
@@ -97,6 +118,19 @@ def _validation_message(error: ValidationError) -> str:
         f"{'.'.join(str(p) for p in item['loc']) or 'output'}: {item['msg']}"
         for item in error.errors()
     )
+
+
+def _factors(parsed: DraftOutput, policy: PolicyAssessment) -> list[str]:
+    """The model's factors, capped; then what the reviewer must see whoever drafts (where
+    the rules read a fact, the matrix when it is missing) and the duration the model read."""
+    factors = [clip(f, 200) for f in parsed.supporting_factors][:MAX_FACTORS]
+    factors += [note for note in policy.reviewer_notes if note not in factors]
+    hours = parsed.outage_hours
+    if hours is not None and math.isfinite(hours) and hours >= 0:
+        source = clip(parsed.outage_hours_source or "no source given", 120)
+        read = format_hours(Decimal(repr(hours)))
+        factors.append(f"outage duration read by the model: {read} h ({source})")
+    return factors
 
 
 class OpenAIDrafter:
@@ -218,7 +252,7 @@ class OpenAIDrafter:
                 currency=context.disputed_charge.currency,
                 reason=clip(parsed.reason, MAX_REASON_CHARS),
                 confidence=parsed.confidence,
-                supporting_factors=[clip(f, 200) for f in parsed.supporting_factors][:MAX_FACTORS],
+                supporting_factors=_factors(parsed, policy),
                 risk_level=risk,
                 policy_ids=[pid for pid in dict.fromkeys(parsed.policy_ids) if pid in known],
                 drafter=self.name,

@@ -21,9 +21,11 @@ class RulesDrafter:
     difference to the plan price; an unrecognised charge is refunded in full when the
     processor rates it elevated or highest risk or it matches no subscription, and denied
     when it matches an active subscription's price; a promised refund not processed is paid
-    (the case amount, up to what remains refundable). Where the facts cannot decide (no
-    twin, no outage duration, no plan price, no cancellation request), it denies with low
-    confidence and a reviewer decides.
+    (the case amount, up to what remains refundable). An outage duration missing from the
+    CRM field is read from the case text (services/drafting/facts.py); found in neither,
+    the lowest compensating row of the matrix is proposed with low confidence, the matrix
+    shown. Where the facts cannot decide (no twin, no plan price, no cancellation request),
+    it denies with low confidence and a reviewer decides.
     """
 
     name = "rules"
@@ -39,11 +41,17 @@ class RulesDrafter:
             currency=context.disputed_charge.currency,
             reason=f"{RULES_LABEL} {policy.basis}.",
             confidence=policy.confidence,
-            supporting_factors=list(policy.facts[:MAX_FACTORS]),
+            supporting_factors=_factors(policy),
             risk_level=proposal_risk_level(context, policy.amount),
             policy_ids=governing_policy_ids(context.case.dispute_type),
             drafter=self.name,
         )
+
+
+def _factors(policy: PolicyAssessment) -> list[str]:
+    """The deciding facts, capped, then whatever else the reviewer must see."""
+    factors = list(policy.facts[:MAX_FACTORS])
+    return factors + [note for note in policy.reviewer_notes if note not in factors]
 
 
 __all__ = ["MAX_FACTORS", "RULES_LABEL", "RulesDrafter"]

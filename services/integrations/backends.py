@@ -9,7 +9,13 @@ import httpx
 import stripe
 
 from models.dispute_types import DEFAULT_DISPUTE_TYPE_LABELS
-from services.integrations.protocols import Backends, BillingClient, CRMClient, PaymentGateway
+from services.integrations.protocols import (
+    Backends,
+    BillingClient,
+    CRMClient,
+    DisputeGateway,
+    PaymentGateway,
+)
 from services.integrations.salesforce import SalesforceCRM
 from services.integrations.stripe_gateway import StripeGateway, new_stripe_client
 from services.integrations.zuora import ZuoraBilling
@@ -25,6 +31,9 @@ class Integrations:
     billing: BillingClient
     payments: PaymentGateway
     retry: RetryPolicy
+    # Disputes and early fraud warnings, from the same system as `payments`; None only
+    # when a sandbox set of backends handed in has none.
+    disputes: DisputeGateway | None = None
     _closers: tuple[Callable[[], Awaitable[None]], ...] = field(default=(), repr=False)
 
     def backends(self) -> dict[str, str]:
@@ -97,24 +106,27 @@ def build_integrations(
         billing = fallback().billing
 
     payments: PaymentGateway
+    disputes: DisputeGateway | None
     if settings.payment_backend == "stripe":
         assert settings.payment_secret_key
         stripe_http = stripe.HTTPXClient(timeout=timeout)
         closers.append(stripe_http.close_async)
-        payments = StripeGateway(
+        gateway = StripeGateway(
             client=new_stripe_client(
                 secret_key=settings.payment_secret_key.get_secret_value(),
                 api_base=settings.payment_api_base,
                 http_client=stripe_http,
             )
         )
+        payments, disputes = gateway, gateway
     else:
-        payments = fallback().payments
+        payments, disputes = fallback().payments, fallback().disputes
 
     return Integrations(
         crm=crm,
         billing=billing,
         payments=payments,
+        disputes=disputes,
         retry=retry or RetryPolicy(max_attempts=settings.integration_max_attempts),
         _closers=tuple(closers),
     )

@@ -56,6 +56,8 @@ SEGMENTS: dict[str, CustomerSegment] = {
     "premium": "premium",
     "enterprise": "enterprise",
 }
+# The segment assumed when the account has none the project knows: the lowest tier.
+DEFAULT_SEGMENT: CustomerSegment = "standard"
 
 
 def soql_quote(value: str) -> str:
@@ -133,6 +135,31 @@ class SalesforceCRM:
             subject=f"account {account_id}",
         )
         return _account(record)
+
+    async def find_account_by_stripe_customer(self, *, customer_id: str) -> CRMAccount | None:
+        """The Account whose Stripe_Customer_Id__c is `customer_id`, by SOQL; None if none.
+
+        Two accounts sharing a customer id is a data error in the CRM, not a choice to make
+        here: it is refused rather than guessed.
+        """
+        if not customer_id:
+            return None
+        soql = (
+            f"SELECT {', '.join(ACCOUNT_FIELDS)} FROM Account"
+            f" WHERE Stripe_Customer_Id__c = {soql_quote(customer_id)}"
+            " LIMIT 2"
+        )
+        page = await self._get(
+            f"{self._api}/query", params={"q": soql}, subject=f"account of {customer_id}"
+        )
+        records: list[dict[str, Any]] = list(page.get("records", []))
+        if len(records) > 1:
+            raise IntegrationError(
+                f"several accounts have Stripe customer {customer_id}",
+                system=SYSTEM,
+                retryable=False,
+            )
+        return _account(records[0]) if records else None
 
     async def list_account_disputes(self, *, account_id: str, since: datetime) -> list[CRMCase]:
         """Dispute cases of the account created at or after `since`, newest first."""
@@ -299,14 +326,14 @@ def _error(response: httpx.Response, *, subject: str) -> PaymentsAgentError:
 
 def _account(record: dict[str, Any]) -> CRMAccount:
     raw_segment = record.get("Customer_Segment__c")
-    # An account without a segment is a standard customer; an unknown one is an error.
-    segment = SEGMENTS.get(str(raw_segment or "standard").strip().lower())
+    # A missing or unknown segment does not stop the run: the lowest tier's terms apply
+    # and the run's data-quality notes say so.
+    data_quality: list[str] = []
+    segment = SEGMENTS.get(str(raw_segment or "").strip().lower())
     if segment is None:
-        raise IntegrationError(
-            f"account {record.get('Id')} has unknown segment {raw_segment!r}",
-            system=SYSTEM,
-            retryable=False,
-        )
+        segment = DEFAULT_SEGMENT
+        shown = "missing" if raw_segment in (None, "") else f"{str(raw_segment)[:40]!r} unknown"
+        data_quality.append(f"account segment (Customer_Segment__c) {shown}: {segment} assumed")
     return CRMAccount(
         account_id=record["Id"],
         name=record.get("Name") or "",
@@ -317,6 +344,7 @@ def _account(record: dict[str, Any]) -> CRMAccount:
         billing_state=record.get("BillingState") or None,
         stripe_customer_id=record.get("Stripe_Customer_Id__c") or None,
         zuora_account_id=record.get("Zuora_Account_Id__c") or None,
+        data_quality=data_quality,
     )
 
 

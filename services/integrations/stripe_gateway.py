@@ -8,16 +8,26 @@ refund already made instead of making a second one.
 
 from __future__ import annotations
 
+import io
 import logging
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, cast
+from urllib.parse import urlsplit
 
 import stripe
-from stripe.params import RefundListParams
+from stripe.params import DisputeUpdateParams, DisputeUpdateParamsEvidence, RefundListParams
 
-from models.domain import Charge, RefundResult, RiskLevel, from_minor_units, to_minor_units
+from models.domain import (
+    Charge,
+    Dispute,
+    EarlyFraudWarning,
+    RefundResult,
+    RiskLevel,
+    from_minor_units,
+    to_minor_units,
+)
 from services.errors import (
     AuthenticationError,
     ConflictError,
@@ -26,14 +36,19 @@ from services.errors import (
     NotFoundError,
     PaymentsAgentError,
 )
+from services.integrations.protocols import ChargeDisputedError
 from services.retry import parse_retry_after
 
 logger = logging.getLogger(__name__)
 
 SYSTEM = "stripe"
+STRIPE_API_HOST = "api.stripe.com"
+STRIPE_FILES_BASE = "https://files.stripe.com"
 MAX_LIST_LIMIT = 100
 METADATA_VALUE_MAX_CHARS = 500
 IDEMPOTENCY_KEY_MAX_CHARS = 255
+# A charge has one dispute, rarely more (an inquiry, then a chargeback): one page is plenty.
+DISPUTES_OF_CHARGE_LIMIT = 10
 # Refund statuses in which no money left (or will leave) the account.
 SETTLED_WITHOUT_MONEY = frozenset({"failed", "canceled"})
 RISK_LEVELS: dict[str, RiskLevel] = {
@@ -49,19 +64,32 @@ NON_TWO_DECIMAL_CURRENCIES = frozenset(
 
 
 def new_stripe_client(
-    *, secret_key: str, api_base: str, http_client: stripe.HTTPClient
+    *,
+    secret_key: str,
+    api_base: str,
+    http_client: stripe.HTTPClient,
+    files_base: str | None = None,
 ) -> stripe.StripeClient:
-    """A StripeClient for `api_base` whose retries are left to the project's RetryPolicy."""
+    """A StripeClient for `api_base` whose retries are left to the project's RetryPolicy.
+
+    File uploads go to Stripe's own files host (files.stripe.com) when `api_base` is
+    Stripe's API, and otherwise to `api_base` itself (a stand-in serves both), unless
+    `files_base` says where.
+    """
+    api = api_base.rstrip("/")
+    if files_base is None:
+        files_base = STRIPE_FILES_BASE if urlsplit(api).netloc == STRIPE_API_HOST else api
     return stripe.StripeClient(
         secret_key,
-        base_addresses={"api": api_base.rstrip("/")},
+        base_addresses={"api": api, "files": files_base.rstrip("/")},
         http_client=http_client,
         max_network_retries=0,
     )
 
 
 class StripeGateway:
-    """PaymentGateway backed by Stripe charges and refunds."""
+    """PaymentGateway and DisputeGateway backed by Stripe: charges, refunds, disputes,
+    evidence files and Radar early fraud warnings."""
 
     backend = "stripe"
 
@@ -96,8 +124,7 @@ class StripeGateway:
         cents = to_minor_units(amount)
         if cents <= 0:
             raise InvalidRequestError("refund amount must be positive")
-        if not idempotency_key or len(idempotency_key) > IDEMPOTENCY_KEY_MAX_CHARS:
-            raise InvalidRequestError("idempotency key must have 1 to 255 characters")
+        _require_key(idempotency_key)
         try:
             refund = await self._stripe.v1.refunds.create_async(
                 params={
@@ -163,6 +190,130 @@ class StripeGateway:
         data = refund.to_dict()
         key = (data.get("metadata") or {}).get("idempotency_key")
         return _refund(data, charge_id="", idempotency_key=str(key or ""))
+
+    async def get_dispute(self, *, dispute_id: str) -> Dispute:
+        """One dispute as Stripe has it now (`GET /v1/disputes/{id}`)."""
+        try:
+            dispute = await self._stripe.v1.disputes.retrieve_async(dispute_id)
+        except stripe.StripeError as exc:
+            raise _translate(exc, subject=f"dispute {dispute_id}") from exc
+        return _dispute(dispute.to_dict())
+
+    async def dispute_of_charge(self, *, charge_id: str) -> Dispute | None:
+        """The charge's newest dispute (`GET /v1/disputes?charge=`), or None."""
+        try:
+            page = await self._stripe.v1.disputes.list_async(
+                params={"charge": charge_id, "limit": DISPUTES_OF_CHARGE_LIMIT}
+            )
+        except stripe.StripeError as exc:
+            raise _translate(exc, subject=f"disputes of charge {charge_id}") from exc
+        disputes = [_dispute(item.to_dict()) for item in page.data]
+        if not disputes:
+            return None
+        return max(disputes, key=lambda d: d.created_at)
+
+    async def upload_evidence_file(
+        self, *, filename: str, content: bytes, idempotency_key: str
+    ) -> str:
+        """Upload `content` through the Files API with purpose `dispute_evidence`."""
+        _require_key(idempotency_key)
+        upload = io.BytesIO(content)
+        # The SDK names the multipart part after the object's `name`.
+        upload.name = filename
+        try:
+            created = await self._stripe.v1.files.create_async(
+                params={"purpose": "dispute_evidence", "file": upload},
+                options={"idempotency_key": idempotency_key},
+            )
+        except stripe.StripeError as exc:
+            raise _translate(exc, subject=f"evidence file {filename}") from exc
+        return str(created.id)
+
+    async def submit_evidence(
+        self, *, dispute_id: str, evidence: dict[str, str], idempotency_key: str
+    ) -> Dispute:
+        """Submit the evidence to the issuer (`POST /v1/disputes/{id}`, `submit=true`)."""
+        _require_key(idempotency_key)
+        if not evidence:
+            raise InvalidRequestError("evidence must name at least one field")
+        params: DisputeUpdateParams = {
+            "evidence": cast(DisputeUpdateParamsEvidence, dict(evidence)),
+            "submit": True,
+        }
+        try:
+            dispute = await self._stripe.v1.disputes.update_async(
+                dispute_id, params=params, options={"idempotency_key": idempotency_key}
+            )
+        except stripe.StripeError as exc:
+            raise _translate(exc, subject=f"evidence of dispute {dispute_id}") from exc
+        return _dispute(dispute.to_dict())
+
+    async def accept_dispute(self, *, dispute_id: str, idempotency_key: str) -> Dispute:
+        """Close the dispute, accepting it as lost (`POST /v1/disputes/{id}/close`)."""
+        _require_key(idempotency_key)
+        try:
+            dispute = await self._stripe.v1.disputes.close_async(
+                dispute_id, options={"idempotency_key": idempotency_key}
+            )
+        except stripe.StripeError as exc:
+            raise _translate(exc, subject=f"close of dispute {dispute_id}") from exc
+        return _dispute(dispute.to_dict())
+
+    async def get_early_fraud_warning(self, *, warning_id: str) -> EarlyFraudWarning:
+        """One Radar early fraud warning (`GET /v1/radar/early_fraud_warnings/{id}`)."""
+        try:
+            warning = await self._stripe.v1.radar.early_fraud_warnings.retrieve_async(warning_id)
+        except stripe.StripeError as exc:
+            raise _translate(exc, subject=f"early fraud warning {warning_id}") from exc
+        return _early_fraud_warning(warning.to_dict())
+
+
+def _id_of(value: Any) -> str:
+    if isinstance(value, Mapping):
+        value = value.get("id")
+    return str(value or "")
+
+
+def _dispute(data: Mapping[str, Any]) -> Dispute:
+    currency = str(data["currency"]).lower()
+    if currency in NON_TWO_DECIMAL_CURRENCIES:
+        raise IntegrationError(
+            f"dispute {data.get('id')} is in unsupported currency {currency}",
+            system=SYSTEM,
+            retryable=False,
+        )
+    details = data.get("evidence_details") or {}
+    # Stripe reports 0 (older versions null) when the issuer allows no response.
+    due_by = details.get("due_by")
+    return Dispute(
+        dispute_id=str(data["id"]),
+        charge_id=_id_of(data.get("charge")),
+        amount=from_minor_units(int(data["amount"])),
+        currency=currency,
+        reason=str(data.get("reason") or "general"),
+        status=str(data["status"]),
+        evidence_due_by=datetime.fromtimestamp(int(due_by), UTC) if due_by else None,
+        is_charge_refundable=bool(data.get("is_charge_refundable", False)),
+        created_at=datetime.fromtimestamp(int(data["created"]), UTC),
+        submission_count=int(details.get("submission_count") or 0),
+        has_evidence=bool(details.get("has_evidence", False)),
+        past_due=bool(details.get("past_due", False)),
+    )
+
+
+def _early_fraud_warning(data: Mapping[str, Any]) -> EarlyFraudWarning:
+    return EarlyFraudWarning(
+        warning_id=str(data["id"]),
+        charge_id=_id_of(data.get("charge")),
+        actionable=bool(data.get("actionable", False)),
+        fraud_type=str(data.get("fraud_type") or "misc"),
+        created_at=datetime.fromtimestamp(int(data["created"]), UTC),
+    )
+
+
+def _require_key(idempotency_key: str) -> None:
+    if not idempotency_key or len(idempotency_key) > IDEMPOTENCY_KEY_MAX_CHARS:
+        raise InvalidRequestError("idempotency key must have 1 to 255 characters")
 
 
 def _refund(data: Mapping[str, Any], *, charge_id: str, idempotency_key: str) -> RefundResult:
@@ -244,10 +395,21 @@ def _translate(exc: stripe.StripeError, *, subject: str) -> PaymentsAgentError:
             retry_after=parse_retry_after(_header(headers, "retry-after")),
             status=status,
         )
+    param = exc.error.param if exc.error is not None else None
+    if param and param.startswith("evidence["):
+        # A file field given text, an unknown field, a text over its limit: the draft's
+        # fault, named so a reviewer can fix that field.
+        return InvalidRequestError(f"{SYSTEM}: {subject}: {param}: {message}")
     if status == 404 or code == "resource_missing":
         return NotFoundError(f"{SYSTEM}: {subject}: {message}")
     if code == "charge_already_refunded":
         return ConflictError(f"{SYSTEM}: {subject}: {message}")
+    if code == "charge_disputed":
+        # Refunding a charge under dispute would pay the customer twice: never retried.
+        return ChargeDisputedError(
+            f"{SYSTEM}: {subject}: the charge is disputed (a chargeback) and cannot be "
+            f"refunded; answer the dispute instead ({message})"
+        )
     should_retry = _header(headers, "stripe-should-retry")
     if status is None or status >= 500 or status == 409:
         return IntegrationError(

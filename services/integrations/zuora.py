@@ -44,6 +44,20 @@ SYSTEM = "zuora"
 SUBSCRIPTIONS_PAGE_SIZE = 40  # the largest page Zuora serves for this endpoint
 COMMENT_MAX_CHARS = 255
 CANCELLATION_REQUESTED_FIELD = "CancellationRequestedAt__c"
+DEFAULT_CURRENCY = "usd"
+# Where a subscription's start is read, in order. The first two are the subscription's own
+# start; the others are later or looser and are noted when used (termStartDate is the
+# current term's start, after any renewal).
+START_DATE_FIELDS = (
+    "subscriptionStartDate",
+    "contractEffectiveDate",
+    "serviceActivationDate",
+    "customerAcceptanceDate",
+    "termStartDate",
+    "orderDate",
+)
+# A subscription with no date at all is taken to have started before any charge.
+UNKNOWN_START = datetime(1970, 1, 1, tzinfo=UTC)
 
 BILLING_PERIODS = {
     "month": "month",
@@ -116,7 +130,14 @@ class ZuoraBilling:
             "GET", f"/v1/accounts/{key}/summary", subject=f"account {account_key}"
         )
         info = summary.get("basicInfo") or {}
-        currency = str(info.get("currency") or "usd").lower()
+        notes: list[str] = []
+        currency = str(info.get("currency") or "").lower()
+        if not currency:
+            currency = DEFAULT_CURRENCY
+            notes.append(f"account currency missing: {currency} assumed")
+        balance = info.get("balance")
+        if balance is None:
+            notes.append("account balance missing: 0.00 shown")
         subscriptions: list[Subscription] = []
         page = await self._request(
             "GET",
@@ -125,7 +146,8 @@ class ZuoraBilling:
             subject=f"subscriptions of {account_key}",
         )
         while True:
-            subscriptions.extend(_subscription(s, currency) for s in page.get("subscriptions", []))
+            for raw in page.get("subscriptions", []):
+                subscriptions.append(_subscription(raw, currency, notes))
             next_page = page.get("nextPage")
             if not next_page:
                 break
@@ -134,9 +156,10 @@ class ZuoraBilling:
             )
         return BillingData(
             account_key=account_key,
-            balance=quantize_money(_decimal(info.get("balance"), "balance")),
+            balance=quantize_money(_decimal(balance or 0, "balance")),
             currency=currency,
             subscriptions=subscriptions,
+            data_quality=notes,
         )
 
     async def create_credit(
@@ -368,7 +391,36 @@ def _moment(value: Any) -> datetime | None:
     return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
 
 
-def _subscription(raw: dict[str, Any], account_currency: str) -> Subscription:
+def _optional_moment(
+    raw: dict[str, Any], field: str, name: str, notes: list[str]
+) -> datetime | None:
+    """An optional date of the subscription; one that cannot be read is noted, not fatal."""
+    try:
+        return _moment(raw.get(field))
+    except ValueError:
+        notes.append(
+            f"subscription {name}: {field} {str(raw.get(field))[:40]!r} unreadable, ignored"
+        )
+        return None
+
+
+def _start_date(raw: dict[str, Any], name: str, notes: list[str]) -> datetime:
+    """The subscription's start: its own start date, else the next best date, noted."""
+    for field in START_DATE_FIELDS:
+        start = _optional_moment(raw, field, name, notes)
+        if start is None:
+            continue
+        if field not in START_DATE_FIELDS[:2]:
+            notes.append(
+                f"subscription {name}: no subscriptionStartDate or contractEffectiveDate; "
+                f"start taken from {field} ({start.date()})"
+            )
+        return start
+    notes.append(f"subscription {name}: no start date; taken as started before any charge")
+    return UNKNOWN_START
+
+
+def _subscription(raw: dict[str, Any], account_currency: str, notes: list[str]) -> Subscription:
     plans = [p for p in raw.get("ratePlans") or [] if p.get("lastChangeType") != "Remove"]
     recurring = [
         charge
@@ -379,23 +431,23 @@ def _subscription(raw: dict[str, Any], account_currency: str) -> Subscription:
     amount = sum((_decimal(c.get("price") or 0, "price") for c in recurring), Decimal("0"))
     period = str(recurring[0].get("billingPeriod") or "Month") if recurring else "Month"
     currency = (recurring[0].get("currency") if recurring else None) or raw.get("currency")
-    start = _moment(raw.get("subscriptionStartDate") or raw.get("contractEffectiveDate"))
-    if start is None:
-        raise IntegrationError(
-            f"subscription {raw.get('subscriptionNumber')} has no start date",
-            system=SYSTEM,
-            retryable=False,
+    name = str(raw.get("subscriptionNumber") or raw["id"])
+    if CANCELLATION_REQUESTED_FIELD not in raw:
+        # The custom field is not defined on this tenant: a request cannot be seen.
+        notes.append(
+            f"subscription {name}: custom field {CANCELLATION_REQUESTED_FIELD} absent; "
+            "no cancellation request read"
         )
     return Subscription(
-        subscription_id=str(raw.get("subscriptionNumber") or raw["id"]),
+        subscription_id=name,
         plan=str(plans[0].get("ratePlanName") or plans[0].get("productName")) if plans else "",
         status=str(raw.get("status") or ""),  # Zuora's own values: Active, Cancelled, ...
         amount=quantize_money(amount),
         currency=str(currency or account_currency).lower(),
         billing_period=BILLING_PERIODS.get(period.strip().lower(), period.strip().lower()),
-        start_date=start,
-        cancellation_requested_at=_moment(raw.get(CANCELLATION_REQUESTED_FIELD)),
-        cancelled_at=_moment(raw.get("cancelledDate")),
+        start_date=_start_date(raw, name, notes),
+        cancellation_requested_at=_optional_moment(raw, CANCELLATION_REQUESTED_FIELD, name, notes),
+        cancelled_at=_optional_moment(raw, "cancelledDate", name, notes),
     )
 
 

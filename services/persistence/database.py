@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 import warnings
@@ -11,6 +12,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
@@ -43,8 +45,85 @@ def to_sqlalchemy_url(url: str) -> str:
     raise ValueError("POSTGRES_URL must start with postgresql://")
 
 
+class DatabaseUnavailableError(Exception):
+    """PostgreSQL cannot be reached at start-up. The message says where (host, port and
+    database, never the user or password) and why, on one line."""
+
+
+def describe_location(url: str) -> str:
+    """`host:port/database` of a PostgreSQL URL: no user, no password, no options."""
+    parts = urlsplit(url)
+    return f"{parts.hostname or 'localhost'}:{parts.port or 5432}{parts.path or '/'}"
+
+
+def check_connection(url: str, *, timeout: float = 10.0) -> None:
+    """Connect once (at most `timeout` s) or raise DatabaseUnavailableError saying why."""
+    import psycopg
+
+    try:
+        to_sqlalchemy_url(url)
+    except ValueError as exc:
+        raise DatabaseUnavailableError(str(exc)) from None
+    try:
+        with psycopg.connect(url, connect_timeout=max(1, round(timeout))):
+            pass
+    except psycopg.Error as exc:
+        raise DatabaseUnavailableError(
+            f"cannot connect to PostgreSQL at {describe_location(url)}: {_reason(exc)}"
+        ) from None
+
+
+def _reason(exc: Exception) -> str:
+    """libpq's reason, on one line: 'Connection refused', 'password authentication failed
+    for user "x"', 'database "x" does not exist', ..."""
+    lines = [line.strip(" -\t") for line in str(exc).splitlines() if line.strip()]
+    failed = [line for line in lines if "failed:" in line]
+    reason = (failed[-1] if failed else lines[0] if lines else type(exc).__name__).rsplit(
+        "failed:", 1
+    )[-1]
+    return " ".join(reason.replace("FATAL:", "").split()) or type(exc).__name__
+
+
+# pgserver's list of the processes using an embedded server (its "handles"): the last one
+# to exit stops the server.
+HANDLES_FILE = ".handle_pids.json"
+
+
+def prune_dead_handles(pgdata: Path) -> list[int]:
+    """Drop the handles of processes that ended without releasing theirs (killed), so the
+    server stops with the last live process using it; return the dropped PIDs.
+
+    pgserver removes a process's handle at exit (atexit), which a SIGKILL skips: its PID
+    would stay in the list, and no later process would ever be the last one to stop it.
+    """
+    import psutil
+    from pgserver.postgres_server import PostgresServer
+
+    handles = pgdata / HANDLES_FILE
+    with PostgresServer._lock:
+        try:
+            pids = [int(pid) for pid in json.loads(handles.read_text())]
+        except (FileNotFoundError, ValueError, TypeError):
+            return []
+        dead = [pid for pid in pids if not _alive(psutil, pid)]
+        if dead:
+            handles.write_text(json.dumps([pid for pid in pids if pid not in dead]))
+    return dead
+
+
+def _alive(psutil: Any, pid: int) -> bool:
+    try:
+        return bool(psutil.Process(pid).status() != psutil.STATUS_ZOMBIE)
+    except psutil.Error:
+        return False
+
+
 def open_database(url: str | None, data_dir: Path) -> Database:
-    """Use `url`, or start (or reuse) the embedded PostgreSQL under `data_dir/postgres`."""
+    """Use `url`, or start (or reuse) the embedded PostgreSQL under `data_dir/postgres`.
+
+    The embedded server lives as long as the processes using it: the last one to exit
+    stops it, and the handles of processes that were killed are dropped here first.
+    """
     if url:
         return Database(url=url)
     pgdata = (data_dir / "postgres").resolve()
@@ -54,6 +133,9 @@ def open_database(url: str | None, data_dir: Path) -> Database:
         warnings.simplefilter("ignore")
         import pgserver  # imported here: only the embedded default needs it
 
+        dead = prune_dead_handles(pgdata)
+        if dead:
+            log.info("embedded PostgreSQL: dropped the handles of ended processes %s", dead)
         server = pgserver.get_server(pgdata, cleanup_mode="stop")  # type: ignore[attr-defined]
     log.info("embedded PostgreSQL at %s", pgdata)
     return Database(url=server.get_uri(), embedded=server)

@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import func, select, text, update
@@ -68,8 +69,8 @@ _RECORD_MESSAGE = text(
 _START_RUN = text(
     """
     WITH run AS (
-        INSERT INTO workflow_states (run_id, case_id, customer_id, event_id, status)
-        VALUES (CAST(:run_id AS uuid), :case_id, :customer_id, :event_id, 'running')
+        INSERT INTO workflow_states (run_id, case_id, customer_id, event_id, status, kind)
+        VALUES (CAST(:run_id AS uuid), :case_id, :customer_id, :event_id, 'running', :kind)
     ), started AS (
         INSERT INTO audit_events (run_id, case_id, step, actor, event, detail)
         VALUES (CAST(:run_id AS uuid), :case_id, 'start', 'intake', 'run_started',
@@ -87,6 +88,7 @@ HEAD_COLUMNS = (
     "case_id",
     "customer_id",
     "event_id",
+    "kind",
     "status",
     "current_step",
     "attempts",
@@ -145,12 +147,22 @@ class WorkflowStore:
     # Runs
 
     async def create_run(
-        self, *, run_id: str, case_id: str, customer_id: str | None, actor: str
+        self,
+        *,
+        run_id: str,
+        case_id: str,
+        customer_id: str | None,
+        actor: str,
+        kind: str = "dispute",
     ) -> None:
         async with self.engine.begin() as conn:
             await conn.execute(
                 workflow_states.insert().values(
-                    run_id=run_id, case_id=case_id, customer_id=customer_id, status="running"
+                    run_id=run_id,
+                    case_id=case_id,
+                    customer_id=customer_id,
+                    status="running",
+                    kind=kind,
                 )
             )
             await conn.execute(
@@ -167,6 +179,7 @@ class WorkflowStore:
         case_id: str,
         customer_id: str | None,
         wake: Wake,
+        kind: str = "dispute",
     ) -> Intake:
         """Record a queue event and create its run, in one transaction: both or neither.
 
@@ -208,12 +221,87 @@ class WorkflowStore:
                     "customer_id": customer_id,
                     "event_id": event_id,
                     "message_id": message_id,
-                    "detail": json.dumps({"event_id": event_id, "message_id": message_id}),
+                    "kind": kind,
+                    "detail": json.dumps(
+                        {"event_id": event_id, "message_id": message_id, "kind": kind}
+                    ),
                 },
             )
             raw = await conn.get_raw_connection()
             await wake(raw.driver_connection, run_id)
         return Intake("accepted", run_id)
+
+    async def record_dispute_update(
+        self,
+        *,
+        message_id: str,
+        event_id: str,
+        dispute_id: str,
+        event_type: str,
+        status: str | None,
+        amount: int | None,
+        currency: str | None,
+    ) -> None:
+        """Record Stripe's update or closing of a chargeback on its run, once per event.
+
+        A closed dispute's outcome (won: the funds come back; lost: they stay withdrawn) is
+        kept on the run's `dispute_outcome` column and in the audit.
+        """
+        outcome = {
+            "event_type": event_type,
+            "status": status,
+            "won": status == "won" if event_type == "charge.dispute.closed" else None,
+            "funds": (
+                ("reinstated" if status == "won" else "withdrawn")
+                if event_type == "charge.dispute.closed"
+                else None
+            ),
+            "amount_minor": amount,
+            "currency": currency,
+        }
+        async with self.engine.begin() as conn:
+            seen = (
+                await conn.execute(
+                    select(processed_messages.c.id).where(processed_messages.c.event_id == event_id)
+                )
+            ).first()
+            if seen is not None:
+                return
+            run_id = (
+                await conn.execute(
+                    select(workflow_states.c.run_id)
+                    .where(workflow_states.c.case_id == dispute_id)
+                    .order_by(workflow_states.c.created_at.desc())
+                    .limit(1)
+                )
+            ).scalar()
+            await conn.execute(
+                _RECORD_MESSAGE,
+                {
+                    "event_id": event_id,
+                    "message_id": message_id,
+                    "case_id": dispute_id,
+                    "run_id": str(run_id) if run_id else None,
+                    "outcome": "update" if run_id else "no_run",
+                },
+            )
+            if run_id is None:
+                return
+            await conn.execute(
+                update(workflow_states)
+                .where(workflow_states.c.run_id == run_id)
+                .values(dispute_outcome=outcome, updated_at=func.now())
+            )
+            await conn.execute(
+                audit_events.insert().values(
+                    run_id=run_id,
+                    case_id=dispute_id,
+                    step="stripe",
+                    actor="stripe",
+                    event=event_type.replace("charge.dispute.", "dispute_"),
+                    detail=outcome,
+                )
+            )
 
     async def record_step(
         self, run_id: str, *, step: str, detail: dict[str, Any], **columns: Any
@@ -586,3 +674,141 @@ class WorkflowStore:
                 .where(review_decisions.c.id == decision_id)
                 .values(applied_at=func.now())
             )
+
+    # Run search (GET /workflow/runs)
+
+    async def search_runs(
+        self,
+        *,
+        statuses: list[str] | None = None,
+        dispute_types: list[str] | None = None,
+        risk_flags: list[str] | None = None,
+        amount_min: Decimal | None = None,
+        amount_max: Decimal | None = None,
+        created_from: datetime | None = None,
+        created_to: datetime | None = None,
+        q: str | None = None,
+        oldest_first: bool = False,
+        after: tuple[datetime, int] | None = None,
+        offset: int = 0,
+        limit: int = 50,
+    ) -> list[dict[str, Any]]:
+        """One page of runs matching every given filter, newest first (or oldest first).
+
+        The summary columns only: the type, amount and flags are read from the JSONB
+        mirrors. `after` is the (created_at, id) of the last row of the previous page.
+        A risk flag matches itself and the flags it prefixes (`radar_risk` matches
+        `radar_risk_elevated`); `q` matches a case, customer or run id, exactly or by prefix.
+        """
+        where, params = self._run_filters(
+            statuses=statuses,
+            dispute_types=dispute_types,
+            risk_flags=risk_flags,
+            amount_min=amount_min,
+            amount_max=amount_max,
+            created_from=created_from,
+            created_to=created_to,
+            q=q,
+        )
+        if after is not None:
+            # The created_at bound lets idx_workflow_states_created_at do the paging.
+            op, bound = (">", ">=") if oldest_first else ("<", "<=")
+            where.append(
+                f"w.created_at {bound} :after_at "
+                f"AND (w.created_at, w.id) {op} (:after_at, :after_id)"
+            )
+            params |= {"after_at": after[0], "after_id": after[1]}
+        order = "ASC" if oldest_first else "DESC"
+        query = text(
+            f"""
+            SELECT w.id, w.run_id::text AS run_id, w.case_id, w.customer_id, w.status,
+                   w.current_step, w.attempts, w.next_attempt_at,
+                   w.crm_data->'case'->>'dispute_type' AS dispute_type,
+                   w.crm_data->'case'->>'amount' AS claimed_amount,
+                   w.resolution_proposal->>'action' AS action,
+                   w.resolution_proposal->>'amount' AS amount,
+                   w.resolution_proposal->>'currency' AS currency,
+                   w.resolution_proposal->>'drafter' AS drafter,
+                   COALESCE(w.human_review_data->'plan'->'risk_flags', '[]'::jsonb)
+                       AS risk_flags,
+                   (w.human_review_data->'plan'->>'auto_approve')::boolean AS auto_approved,
+                   (w.human_review_data->>'awaiting_round')::int AS awaiting_round,
+                   w.created_at, w.updated_at, w.completed_at
+            FROM workflow_states w
+            WHERE {" AND ".join(where) or "TRUE"}
+            ORDER BY w.created_at {order}, w.id {order}
+            LIMIT :limit OFFSET :offset
+            """
+        )
+        params |= {"limit": limit, "offset": offset}
+        async with self._auto.connect() as conn:
+            return [_row(r) for r in await conn.execute(query, params)]
+
+    async def count_runs(self, **filters: Any) -> int:
+        """How many runs match the filters of `search_runs` (paging aside)."""
+        where, params = self._run_filters(**filters)
+        query = text(
+            f"SELECT count(*) FROM workflow_states w WHERE {' AND '.join(where) or 'TRUE'}"
+        )
+        async with self._auto.connect() as conn:
+            return int((await conn.execute(query, params)).scalar_one())
+
+    @staticmethod
+    def _run_filters(
+        *,
+        statuses: list[str] | None = None,
+        dispute_types: list[str] | None = None,
+        risk_flags: list[str] | None = None,
+        amount_min: Decimal | None = None,
+        amount_max: Decimal | None = None,
+        created_from: datetime | None = None,
+        created_to: datetime | None = None,
+        q: str | None = None,
+    ) -> tuple[list[str], dict[str, Any]]:
+        """SQL conditions (fixed text, values bound) for the run search's filters."""
+
+        def like_prefix(value: str) -> str:
+            escaped = value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+            return escaped + "%"
+
+        where: list[str] = []
+        params: dict[str, Any] = {}
+        if statuses:
+            where.append("w.status = ANY(CAST(:statuses AS text[]))")
+            params["statuses"] = list(statuses)
+        if dispute_types:
+            where.append("w.crm_data->'case'->>'dispute_type' = ANY(CAST(:types AS text[]))")
+            params["types"] = list(dispute_types)
+        if risk_flags:
+            where.append(
+                "EXISTS (SELECT 1 FROM jsonb_array_elements_text("
+                "CASE jsonb_typeof(w.human_review_data->'plan'->'risk_flags') WHEN 'array' "
+                "THEN w.human_review_data->'plan'->'risk_flags' ELSE '[]'::jsonb END) f(flag) "
+                "WHERE f.flag = ANY(CAST(:flags AS text[])) "
+                "OR f.flag LIKE ANY(CAST(:flag_prefixes AS text[])))"
+            )
+            params["flags"] = list(risk_flags)
+            params["flag_prefixes"] = [like_prefix(f"{flag}_") for flag in risk_flags]
+        if amount_min is not None:
+            where.append("(w.resolution_proposal->>'amount')::numeric >= :amount_min")
+            params["amount_min"] = amount_min
+        if amount_max is not None:
+            where.append("(w.resolution_proposal->>'amount')::numeric <= :amount_max")
+            params["amount_max"] = amount_max
+        if created_from is not None:
+            where.append("w.created_at >= :created_from")
+            params["created_from"] = created_from
+        if created_to is not None:
+            where.append("w.created_at < :created_to")
+            params["created_to"] = created_to
+        if q:
+            search = ["w.case_id = :q", "w.case_id LIKE :q_prefix", "w.customer_id LIKE :q_prefix"]
+            try:
+                params["q_run"] = str(uuid.UUID(q))
+                search.append("w.run_id = CAST(:q_run AS uuid)")  # the run_id index
+            except ValueError:
+                search.append("w.run_id::text LIKE :q_run_prefix")
+                params["q_run_prefix"] = like_prefix(q.lower())
+            where.append(f"({' OR '.join(search)})")
+            params |= {"q": q, "q_prefix": like_prefix(q)}
+        return where, params

@@ -18,6 +18,14 @@ the dispute window. Two descriptions carry an e-mail address or a phone number, 
 product must strip before prompting. Seven closed cases from the last 10-80 days give one
 customer (Erik Lindqvist) five disputes in 90 days; every other account has at most one.
 
+Three card chargebacks came in through Stripe, not the CRM, each on a charge no CRM case
+refunds, with evidence due in 2 to 9 days: `subscription_canceled` on a storage add-on
+renewed after Sofia Rivera asked to cancel it (her subscription shows the cancellation
+honoured 30 days late), `fraudulent` on a renewal of a long-standing customer (Summit
+Outdoor), and `product_not_received` on additional seats (Helix Biotech). One actionable
+early fraud warning (`unauthorized_use_of_card`) sits on an undisputed Radar-flagged charge
+of Brightpath Tutoring.
+
 Every id is derived from a stable handle, so ids do not change with `now`; every date is
 `now` minus a fixed age, so the dataset never ages out. No randomness is involved.
 """
@@ -35,7 +43,9 @@ from models.domain import (
     CRMAccount,
     CRMCase,
     CustomerSegment,
+    Dispute,
     DisputeType,
+    EarlyFraudWarning,
     RiskLevel,
     Subscription,
 )
@@ -129,6 +139,9 @@ SUBSCRIPTIONS: tuple[tuple[str, str, str, int, int | None, int | None], ...] = (
     ("meridian", "enterprise-plus", "Active", 845, None, None),
     ("aurora", "enterprise", "Active", 200, None, None),
     ("tessera", "enterprise", "Active", 1280, None, None),
+    # Cancellation honoured 30 days late: the renewal 47 days ago came after the request
+    # and is the chargeback `subscription_canceled` (CHARGEBACKS).
+    ("rivera", "storage", "Cancelled", 200, 50, 20),
 )
 
 
@@ -168,7 +181,37 @@ EXTRA_CHARGES: tuple[_ChargeSpec, ...] = (
     # One-off fee, older than the dispute window.
     _ChargeSpec("aurora/implementation", "aurora", "7500.00", timedelta(days=140),
                 "Implementation services - onboarding package"),
+    # Flagged by Radar, then reported by the issuer in an early fraud warning.
+    _ChargeSpec("brightpath/support", "brightpath", "149.00", timedelta(days=3, hours=4),
+                "Priority Support add-on", risk_level="elevated", risk_score=74),
 )  # fmt: skip
+
+
+@dataclass(frozen=True)
+class _DisputeSpec:
+    charge: str  # a charge handle; never a charge an open CRM case asks to refund
+    reason: str
+    opened: timedelta  # age of the dispute
+    due_in: timedelta  # evidence due this long after `now`
+
+
+# Chargebacks opened by the issuers, each on a charge no CRM case refunds, so the 17 CRM
+# cases stay refundable.
+CHARGEBACKS: tuple[_DisputeSpec, ...] = (
+    # Storage add-on renewed after the customer asked to cancel it (SUBSCRIPTIONS: rivera).
+    _DisputeSpec("rivera/storage/1", "subscription_canceled", timedelta(days=3, hours=2),
+                 timedelta(days=6)),
+    # A renewal of a 20-month customer who uses the product every week.
+    _DisputeSpec("summit/pro/1", "fraudulent", timedelta(days=2, hours=5), timedelta(days=9)),
+    # Additional seats the customer says were never provisioned; due in two days.
+    _DisputeSpec("helix/seats/0", "product_not_received", timedelta(days=5, hours=1),
+                 timedelta(days=2)),
+)  # fmt: skip
+
+# charge handle, fraud type, age of the warning
+EARLY_FRAUD_WARNINGS: tuple[tuple[str, str, timedelta], ...] = (
+    ("brightpath/support", "unauthorized_use_of_card", timedelta(days=1, hours=3)),
+)
 
 
 @dataclass(frozen=True)
@@ -422,6 +465,14 @@ def _charge_id(handle: str) -> str:
     return "ch_" + _base62(_digest(f"charge:{handle}"), 24)
 
 
+def _dispute_id(handle: str) -> str:
+    return "du_" + _base62(_digest(f"dispute:{handle}"), 24)
+
+
+def _early_fraud_warning_id(handle: str) -> str:
+    return "issfr_" + _base62(_digest(f"early_fraud_warning:{handle}"), 24)
+
+
 def _stripe_customer_id(key: str) -> str:
     return "cus_" + _base62(_digest(f"customer:{key}"), 14)
 
@@ -541,6 +592,35 @@ def build_dataset(now: datetime) -> SandboxDataset:
         )
         cases[case.case_id] = case
 
+    disputes: dict[str, Dispute] = {}
+    for dispute_spec in CHARGEBACKS:
+        disputed = charges[_charge_id(dispute_spec.charge)]
+        dispute = Dispute(
+            dispute_id=_dispute_id(dispute_spec.charge),
+            charge_id=disputed.charge_id,
+            amount=disputed.amount,
+            currency=disputed.currency,
+            reason=dispute_spec.reason,
+            status="needs_response",
+            evidence_due_by=now + dispute_spec.due_in,
+            is_charge_refundable=False,
+            created_at=now - dispute_spec.opened,
+        )
+        disputes[dispute.dispute_id] = dispute
+    warnings = {
+        warning.warning_id: warning
+        for warning in (
+            EarlyFraudWarning(
+                warning_id=_early_fraud_warning_id(handle),
+                charge_id=_charge_id(handle),
+                actionable=True,
+                fraud_type=fraud_type,
+                created_at=now - age,
+            )
+            for handle, fraud_type, age in EARLY_FRAUD_WARNINGS
+        )
+    }
+
     return SandboxDataset(
         accounts={account.account_id: account for account in accounts.values()},
         cases=cases,
@@ -549,6 +629,8 @@ def build_dataset(now: datetime) -> SandboxDataset:
         expected_invalid={
             _case_id(spec.number): spec.fails for spec in OPEN_CASES if spec.fails is not None
         },
+        disputes=disputes,
+        early_fraud_warnings=warnings,
     )
 
 

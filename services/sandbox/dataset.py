@@ -1,10 +1,11 @@
-"""The sandbox dataset's shape: customers, subscriptions, charges and cases by id."""
+"""The sandbox dataset's shape: customers, subscriptions, charges, cases, card disputes
+and early fraud warnings by id."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from models.domain import BillingData, Charge, CRMAccount, CRMCase
+from models.domain import BillingData, Charge, CRMAccount, CRMCase, Dispute, EarlyFraudWarning
 
 
 @dataclass(frozen=True)
@@ -17,6 +18,10 @@ class SandboxDataset:
     charges: dict[str, Charge]
     # Cases of the dataset that must fail validation, with the rule that fails them.
     expected_invalid: dict[str, str] = field(default_factory=dict)
+    # Card disputes (chargebacks) as opened by the issuers; what this system answers is
+    # kept in the sandbox ledger (services/sandbox/backends.py).
+    disputes: dict[str, Dispute] = field(default_factory=dict)
+    early_fraud_warnings: dict[str, EarlyFraudWarning] = field(default_factory=dict)
 
     def open_cases(self) -> list[CRMCase]:
         """Open dispute cases, the ones the demo publishes."""

@@ -82,6 +82,28 @@ class SandboxLedger:
         assert existing is not None
         return existing
 
+    async def entries(self, *, kind: str, subject_id: str) -> list[LedgerEntry]:
+        """Every entry of `kind` about `subject_id`, oldest first."""
+        async with self._engine.connect() as conn:
+            rows = (
+                await conn.execute(
+                    select(sandbox_ledger)
+                    .where(sandbox_ledger.c.kind == kind, sandbox_ledger.c.subject_id == subject_id)
+                    .order_by(sandbox_ledger.c.id)
+                )
+            ).all()
+        return [
+            LedgerEntry(
+                row.id,
+                row.kind,
+                row.subject_id,
+                row.payload,
+                replayed=True,
+                idempotency_key=row.idempotency_key,
+            )
+            for row in rows
+        ]
+
     async def refunded_total(self, *, charge_id: str) -> Decimal:
         async with self._engine.connect() as conn:
             rows = (

@@ -13,7 +13,9 @@ from models.domain import (
     CreditResult,
     CRMAccount,
     CRMCase,
+    Dispute,
     DraftResult,
+    EarlyFraudWarning,
     LLMCall,
     PolicyHit,
     PrecedentHit,
@@ -24,7 +26,7 @@ from models.domain import (
     Subscription,
 )
 from services.drafting.context import DraftingContext
-from services.errors import IntegrationError, InvalidRequestError, NotFoundError
+from services.errors import ConflictError, IntegrationError, InvalidRequestError, NotFoundError
 
 NOW = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
 
@@ -37,6 +39,40 @@ class FakeWorld:
     accounts: dict[str, CRMAccount] = field(default_factory=dict)
     charges: dict[str, Charge] = field(default_factory=dict)
     billing: dict[str, BillingData] = field(default_factory=dict)
+    disputes: dict[str, Dispute] = field(default_factory=dict)
+    warnings: dict[str, EarlyFraudWarning] = field(default_factory=dict)
+
+    def add_dispute(
+        self,
+        dispute_id: str,
+        charge_id: str,
+        *,
+        reason: str = "subscription_canceled",
+        status: str = "needs_response",
+        due_in: timedelta = timedelta(days=7),
+    ) -> Dispute:
+        charge = self.charges[charge_id]
+        self.disputes[dispute_id] = Dispute(
+            dispute_id=dispute_id,
+            charge_id=charge_id,
+            amount=charge.amount,
+            currency=charge.currency,
+            reason=reason,
+            status=status,
+            evidence_due_by=NOW + due_in,
+            is_charge_refundable=False,
+            created_at=NOW - timedelta(hours=1),
+        )
+        return self.disputes[dispute_id]
+
+    def add_warning(self, warning_id: str, charge_id: str, *, actionable: bool = True) -> None:
+        self.warnings[warning_id] = EarlyFraudWarning(
+            warning_id=warning_id,
+            charge_id=charge_id,
+            actionable=actionable,
+            fraud_type="unauthorized_use_of_card",
+            created_at=NOW - timedelta(hours=1),
+        )
 
     @classmethod
     def default(cls, *, amount: str = "99.00", claimed: str = "99.00") -> FakeWorld:
@@ -126,6 +162,12 @@ class FakeCRM:
     async def get_account(self, *, account_id: str) -> CRMAccount:
         return self.world.accounts[account_id]
 
+    async def find_account_by_stripe_customer(self, *, customer_id: str) -> CRMAccount | None:
+        return next(
+            (a for a in self.world.accounts.values() if a.stripe_customer_id == customer_id),
+            None,
+        )
+
     async def list_account_disputes(self, *, account_id: str, since: datetime) -> list[CRMCase]:
         return [c for c in self.world.cases.values() if c.account_id == account_id]
 
@@ -212,6 +254,9 @@ class FakePayments:
         self.refund_requests: list[str] = []
         self.fail_refunds_with: Exception | None = None
         self.next_status = "succeeded"
+        self.files: dict[str, str] = {}
+        self.submissions: list[tuple[str, dict[str, str]]] = []
+        self.closures: list[str] = []
 
     @property
     def refunds(self) -> dict[str, RefundResult]:
@@ -236,6 +281,9 @@ class FakePayments:
         if keyed is not None and self.clock() - keyed.at < self.key_ttl:
             return keyed.result  # type: ignore[no-any-return]
         charge = await self.get_charge(charge_id=charge_id)
+        disputed = await self.dispute_of_charge(charge_id=charge_id)
+        if disputed is not None and disputed.status not in ("won", "warning_closed"):
+            raise ConflictError(f"charge {charge_id} has been charged back")
         if amount > charge.amount - charge.amount_refunded:
             raise InvalidRequestError(
                 f"Refund amount ({amount}) is greater than unrefunded amount on charge "
@@ -283,6 +331,47 @@ class FakePayments:
             if refund.refund_id == refund_id:
                 return refund
         raise NotFoundError(f"refund {refund_id} not found")
+
+    # Disputes (chargebacks) and early fraud warnings, as Stripe keeps them.
+
+    async def get_dispute(self, *, dispute_id: str) -> Dispute:
+        if dispute_id not in self.world.disputes:
+            raise NotFoundError(f"dispute {dispute_id} not found")
+        return self.world.disputes[dispute_id]
+
+    async def dispute_of_charge(self, *, charge_id: str) -> Dispute | None:
+        found = [d for d in self.world.disputes.values() if d.charge_id == charge_id]
+        return max(found, key=lambda d: d.created_at) if found else None
+
+    async def upload_evidence_file(
+        self, *, filename: str, content: bytes, idempotency_key: str
+    ) -> str:
+        if idempotency_key not in self.files:
+            assert content.startswith(b"%PDF"), "evidence files are PDFs"
+            self.files[idempotency_key] = f"file_{len(self.files) + 1}"
+        return self.files[idempotency_key]
+
+    async def submit_evidence(
+        self, *, dispute_id: str, evidence: dict[str, str], idempotency_key: str
+    ) -> Dispute:
+        self.submissions.append((idempotency_key, dict(evidence)))
+        dispute = await self.get_dispute(dispute_id=dispute_id)
+        dispute = dispute.model_copy(update={"status": "under_review"})
+        self.world.disputes[dispute_id] = dispute
+        return dispute
+
+    async def accept_dispute(self, *, dispute_id: str, idempotency_key: str) -> Dispute:
+        self.closures.append(idempotency_key)
+        dispute = (await self.get_dispute(dispute_id=dispute_id)).model_copy(
+            update={"status": "lost"}
+        )
+        self.world.disputes[dispute_id] = dispute
+        return dispute
+
+    async def get_early_fraud_warning(self, *, warning_id: str) -> EarlyFraudWarning:
+        if warning_id not in self.world.warnings:
+            raise NotFoundError(f"early fraud warning {warning_id} not found")
+        return self.world.warnings[warning_id]
 
 
 class FakeKnowledge:

@@ -17,6 +17,12 @@ Like the vendors, Zuora and Stripe remember an `Idempotency-Key` for 24 hours on
 `expire_idempotency_keys()` forgets every key at once. After expiry the same key makes a
 new credit memo or refund, as it would in production. Stripe refunds can be created
 `pending` (`pending_charges`, `pending_next`) and settled later by `settle_refund`.
+
+Stripe also answers card disputes: `add_dispute` opens one on a charge (which then refuses
+refunds with `charge_disputed`), evidence files are uploaded (multipart, to the same
+server, which stands in for files.stripe.com too), evidence is submitted or the dispute
+closed, `settle_dispute` decides it, and `dispute_event` / `early_fraud_warning_event`
+build the webhook events Stripe would send, which `signed_event` signs.
 """
 
 from __future__ import annotations
@@ -37,14 +43,28 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, ClassVar, Self
 from urllib.parse import parse_qs, parse_qsl, urlencode, urlsplit
 
+import stripe
+
 from models.domain import (
+    DISPUTE_RESPONDABLE_STATUSES,
     BillingData,
     Charge,
     CRMAccount,
     CRMCase,
+    Dispute,
+    EarlyFraudWarning,
     Subscription,
     to_minor_units,
 )
+from services.integrations.protocols import (
+    DISPUTE_REASONS,
+    EVIDENCE_FILE_MAX_BYTES,
+    EVIDENCE_TEXT_MAX_CHARS,
+    EVIDENCE_TOTAL_MAX_CHARS,
+    FILE_EVIDENCE_FIELDS,
+    TEXT_EVIDENCE_FIELDS,
+)
+from services.integrations.stripe_webhooks import sign_payload
 from services.sandbox.dataset import SandboxDataset
 
 # Requests, replies and the server machinery shared by the three vendors.
@@ -821,6 +841,17 @@ class FakeZuora(VendorServer):
         with self._lock:
             self._idempotent.expire_all()
 
+    def only_term_dates(self, subscription_number: str, *, term_start: bool = True) -> None:
+        """List the subscription as some tenants do: without subscriptionStartDate and
+        contractEffectiveDate, with termStartDate only (or, `term_start=False`, no date)."""
+        with self._lock:
+            for rows in self.subscriptions.values():
+                for row in rows:
+                    if row["subscriptionNumber"] == subscription_number:
+                        del row["subscriptionStartDate"], row["contractEffectiveDate"]
+                        if not term_start:
+                            del row["termStartDate"]
+
     def add_account(
         self, billing: BillingData, *, name: str | None = None, status: str = "Active"
     ) -> None:
@@ -1037,6 +1068,7 @@ def stripe_charge(charge: Charge) -> dict[str, Any]:
             "seller_message": "Payment complete.",
             "type": "authorized",
         },
+        "disputed": False,
         "paid": charge.status == "succeeded",
         "refunded": charge.refunded,
         "status": charge.status,
@@ -1057,6 +1089,140 @@ STRIPE_REFUND_FAILURE_REASONS = {
 }
 
 
+# The API version the SDK pins; events carry the version of their webhook endpoint.
+STRIPE_API_VERSION: str = stripe.api_version
+STRIPE_FILE_PURPOSES = frozenset(
+    {
+        "account_requirement",
+        "additional_verification",
+        "business_icon",
+        "business_logo",
+        "customer_signature",
+        "dispute_evidence",
+        "identity_document",
+        "pci_document",
+        "tax_document_user_upload",
+    }
+)
+# Stripe keeps a dispute_evidence file for 9 months.
+STRIPE_FILE_EXPIRY_SECONDS = 270 * 24 * 60 * 60
+DISPUTE_EVENT_TYPES = frozenset(
+    {
+        "charge.dispute.created",
+        "charge.dispute.updated",
+        "charge.dispute.closed",
+        "charge.dispute.funds_withdrawn",
+        "charge.dispute.funds_reinstated",
+    }
+)
+# Text fields Stripe limits to 20,000 characters each (the others are short values).
+LONG_TEXT_EVIDENCE_FIELDS = frozenset(
+    {
+        "access_activity_log",
+        "cancellation_policy_disclosure",
+        "cancellation_rebuttal",
+        "duplicate_charge_explanation",
+        "product_description",
+        "refund_policy_disclosure",
+        "refund_refusal_explanation",
+        "uncategorized_text",
+    }
+)
+
+
+def stripe_dispute(dispute: Dispute) -> dict[str, Any]:
+    """A Dispute object as Stripe's API renders it, from the domain dispute."""
+    due_by = dispute.evidence_due_by
+    return {
+        "id": dispute.dispute_id,
+        "object": "dispute",
+        "amount": to_minor_units(dispute.amount),
+        "balance_transactions": [],
+        "charge": dispute.charge_id,
+        "created": int(dispute.created_at.timestamp()),
+        "currency": dispute.currency.lower(),
+        "evidence": dict.fromkeys(sorted(TEXT_EVIDENCE_FIELDS | FILE_EVIDENCE_FIELDS)),
+        "evidence_details": {
+            "due_by": int(due_by.timestamp()) if due_by is not None else None,
+            "has_evidence": dispute.has_evidence,
+            "past_due": dispute.past_due,
+            "submission_count": dispute.submission_count,
+        },
+        "is_charge_refundable": dispute.is_charge_refundable,
+        "livemode": False,
+        "metadata": {},
+        "payment_intent": None,
+        "reason": dispute.reason,
+        "status": dispute.status,
+    }
+
+
+def stripe_early_fraud_warning(warning: EarlyFraudWarning) -> dict[str, Any]:
+    """A Radar EarlyFraudWarning object as Stripe renders it (`actionable` as stored)."""
+    return {
+        "id": warning.warning_id,
+        "object": "radar.early_fraud_warning",
+        "actionable": warning.actionable,
+        "charge": warning.charge_id,
+        "created": int(warning.created_at.timestamp()),
+        "fraud_type": warning.fraud_type,
+        "livemode": False,
+        "payment_intent": None,
+    }
+
+
+@dataclass(frozen=True)
+class DisputeSubmission:
+    """One `POST /v1/disputes/{id}` the fake accepted, or replayed for a repeated key."""
+
+    dispute_id: str
+    idempotency_key: str | None
+    evidence: dict[str, str]
+    submit: bool
+    replayed: bool
+
+
+def parse_multipart(content_type: str, body: bytes) -> dict[str, tuple[str | None, bytes]]:
+    """The parts of a multipart/form-data body: name -> (filename, content)."""
+    match = re.search(r'boundary="?([^";]+)"?', content_type)
+    if not content_type.startswith("multipart/form-data") or match is None:
+        raise ValueError("not multipart/form-data")
+    parts: dict[str, tuple[str | None, bytes]] = {}
+    for section in body.split(b"--" + match.group(1).encode())[1:]:
+        if section.startswith(b"--"):
+            break
+        head, separator, content = section.removeprefix(b"\r\n").partition(b"\r\n\r\n")
+        if not separator:
+            raise ValueError("a part without headers")
+        disposition = next(
+            (
+                line.split(":", 1)[1]
+                for line in head.decode().split("\r\n")
+                if line.lower().startswith("content-disposition:")
+            ),
+            "",
+        )
+        name = re.search(r'\bname="([^"]*)"', disposition)
+        filename = re.search(r'\bfilename="([^"]*)"', disposition)
+        if name is None:
+            raise ValueError("a part without a name")
+        parts[name.group(1)] = (
+            filename.group(1) if filename else None,
+            content.removesuffix(b"\r\n"),
+        )
+    return parts
+
+
+def _evidence_file_type(content: bytes) -> str | None:
+    if content.startswith(b"%PDF-"):
+        return "pdf"
+    if content.startswith(b"\xff\xd8\xff"):
+        return "jpg"
+    if content.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "png"
+    return None
+
+
 class FakeStripe(VendorServer):
     """Stripe's v1 API for charges and refunds, including idempotent replays.
 
@@ -1069,6 +1235,14 @@ class FakeStripe(VendorServer):
     Pending refunds: a refund of a charge in `pending_charges`, or one of the next
     `pending_next` refunds, is created `pending`; `settle_refund(id, "succeeded")` or
     `settle_refund(id, "failed", failure_reason=...)` settles it later.
+
+    Disputes, as Stripe: a charge with a dispute is `disputed`, and while the dispute's
+    `is_charge_refundable` is false (a chargeback, and after it is lost) a refund is
+    refused with `charge_disputed`. Evidence (`evidence[...]`, `submit`) is taken while the
+    dispute is `needs_response` (or `warning_needs_response`); a file field takes only the
+    id of an uploaded `dispute_evidence` file, and anything else is refused naming the
+    field. Every submission is kept in `dispute_submissions`, replays included. Early
+    fraud warnings are actionable while their charge is neither disputed nor refunded.
     """
 
     system = "stripe"
@@ -1085,6 +1259,11 @@ class FakeStripe(VendorServer):
         self.refunds: dict[str, dict[str, Any]] = {}  # in creation order
         self.pending_charges: set[str] = set()
         self.pending_next = 0
+        self.disputes: dict[str, dict[str, Any]] = {}  # in creation order
+        self.dispute_submissions: list[DisputeSubmission] = []
+        self.files: dict[str, dict[str, Any]] = {}
+        self.file_contents: dict[str, bytes] = {}
+        self.early_fraud_warnings: dict[str, dict[str, Any]] = {}
         self._idempotent = IdempotencyCache(ttl=idempotency_ttl)
         if dataset is not None:
             self.seed(dataset)
@@ -1140,6 +1319,156 @@ class FakeStripe(VendorServer):
     def seed(self, dataset: SandboxDataset) -> None:
         for charge in dataset.charges.values():
             self.add_charge(charge)
+        for dispute in dataset.disputes.values():
+            self.disputes[dispute.dispute_id] = stripe_dispute(dispute)
+            self.charges[dispute.charge_id]["disputed"] = True
+        for warning in dataset.early_fraud_warnings.values():
+            self.early_fraud_warnings[warning.warning_id] = stripe_early_fraud_warning(warning)
+
+    # disputes, evidence and early fraud warnings: test knobs
+
+    def add_dispute(
+        self,
+        charge_id: str,
+        *,
+        reason: str = "fraudulent",
+        amount: Decimal | None = None,
+        due_by: datetime | None = None,
+        status: str = "needs_response",
+        created: datetime | None = None,
+        is_charge_refundable: bool | None = None,
+        dispute_id: str | None = None,
+    ) -> dict[str, Any]:
+        """Open a dispute on the charge, as an issuer does; return Stripe's dispute object.
+
+        `amount` defaults to the charge's, `created` to now and `due_by` to 7 days after
+        `created`. A chargeback is not refundable; an inquiry (`warning_needs_response`) is.
+        """
+        if reason not in DISPUTE_REASONS:
+            raise ValueError(f"Stripe has no dispute reason {reason!r}")
+        with self._lock:
+            charge = self.charges[charge_id]
+            opened = created or datetime.now(UTC)
+            dispute = stripe_dispute(
+                Dispute(
+                    dispute_id=dispute_id or f"du_{secrets.token_hex(12)}",
+                    charge_id=charge_id,
+                    amount=Decimal(charge["amount"]) / 100 if amount is None else amount,
+                    currency=charge["currency"],
+                    reason=reason,
+                    status=status,
+                    evidence_due_by=due_by or opened + timedelta(days=7),
+                    is_charge_refundable=(
+                        status.startswith("warning_")
+                        if is_charge_refundable is None
+                        else is_charge_refundable
+                    ),
+                    created_at=opened,
+                )
+            )
+            self.disputes[dispute["id"]] = dispute
+            charge["disputed"] = True
+            return dict(dispute)
+
+    def settle_dispute(self, dispute_id: str, status: str) -> dict[str, Any]:
+        """Decide the dispute as the issuer does: `won`, `lost` or `warning_closed`."""
+        if status not in ("won", "lost", "warning_closed"):
+            raise ValueError(f"a dispute closes won, lost or warning_closed, not {status}")
+        with self._lock:
+            dispute = self.disputes[dispute_id]
+            dispute["status"] = status
+            return dict(dispute)
+
+    def add_early_fraud_warning(
+        self,
+        charge_id: str,
+        *,
+        fraud_type: str = "unauthorized_use_of_card",
+        created: datetime | None = None,
+        warning_id: str | None = None,
+    ) -> dict[str, Any]:
+        """Report the charge as likely fraud, as an issuer does; return the warning."""
+        with self._lock:
+            if charge_id not in self.charges:
+                raise KeyError(charge_id)
+            warning = stripe_early_fraud_warning(
+                EarlyFraudWarning(
+                    warning_id=warning_id or f"issfr_{secrets.token_hex(12)}",
+                    charge_id=charge_id,
+                    actionable=True,
+                    fraud_type=fraud_type,
+                    created_at=created or datetime.now(UTC),
+                )
+            )
+            self.early_fraud_warnings[warning["id"]] = warning
+            return self._early_fraud_warning(warning)
+
+    def submitted(self, dispute_id: str | None = None) -> list[DisputeSubmission]:
+        """Evidence submissions (`submit=true`) that changed a dispute, replays left out."""
+        with self._lock:
+            return [
+                s
+                for s in self.dispute_submissions
+                if s.submit and not s.replayed and dispute_id in (None, s.dispute_id)
+            ]
+
+    # webhook events, as Stripe sends them
+
+    def event(
+        self,
+        event_type: str,
+        obj: Mapping[str, Any],
+        *,
+        event_id: str | None = None,
+        created: datetime | None = None,
+        previous_attributes: Mapping[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """A Stripe Event of `event_type` whose `data.object` is `obj`."""
+        data: dict[str, Any] = {"object": dict(obj)}
+        if previous_attributes is not None:
+            data["previous_attributes"] = dict(previous_attributes)
+        return {
+            "id": event_id or f"evt_{secrets.token_hex(12)}",
+            "object": "event",
+            "api_version": STRIPE_API_VERSION,
+            "created": int((created or datetime.now(UTC)).timestamp()),
+            "data": data,
+            "livemode": False,
+            "pending_webhooks": 1,
+            "request": {"id": None, "idempotency_key": None},
+            "type": event_type,
+        }
+
+    def dispute_event(
+        self, event_type: str, dispute_id: str, *, event_id: str | None = None
+    ) -> dict[str, Any]:
+        """`charge.dispute.created` / `.updated` / `.closed` (...) for the dispute as it is."""
+        if event_type not in DISPUTE_EVENT_TYPES:
+            raise ValueError(f"{event_type} is not a dispute event")
+        with self._lock:
+            dispute = json.loads(json.dumps(self.disputes[dispute_id]))
+        return self.event(event_type, dispute, event_id=event_id)
+
+    def early_fraud_warning_event(
+        self,
+        warning_id: str,
+        *,
+        event_type: str = "radar.early_fraud_warning.created",
+        event_id: str | None = None,
+    ) -> dict[str, Any]:
+        """`radar.early_fraud_warning.created` (or `.updated`) for the warning as it is."""
+        with self._lock:
+            warning = self._early_fraud_warning(self.early_fraud_warnings[warning_id])
+        return self.event(event_type, warning, event_id=event_id)
+
+    @staticmethod
+    def signed_event(
+        event: Mapping[str, Any], secret: str, *, timestamp: int | None = None
+    ) -> tuple[bytes, dict[str, str]]:
+        """The event's JSON body and the headers Stripe sends with it, signed with `secret`."""
+        body = json.dumps(event).encode()
+        signature = sign_payload(body, secret, timestamp=timestamp or int(time.time()))
+        return body, {"Content-Type": "application/json", "Stripe-Signature": signature}
 
     def _headers(self) -> dict[str, str]:
         return {"Request-Id": f"req_{secrets.token_hex(7)}", "Stripe-Version": "2025-01-01"}
@@ -1199,6 +1528,47 @@ class FakeStripe(VendorServer):
             return self._list_refunds(request)
         if request.method == "POST" and request.path == "/v1/refunds":
             return self._create_refund(request)
+        if request.path == "/v1/disputes" and request.method == "GET":
+            return self._list_disputes(request)
+        if match := re.fullmatch(r"/v1/disputes/([^/]+)(/close)?", request.path):
+            dispute_id, close = match.groups()
+            dispute = self.disputes.get(dispute_id)
+            if dispute is None:
+                return self._error(
+                    404, f"No such dispute: '{dispute_id}'", code="resource_missing", param="id"
+                )
+            if request.method == "GET" and not close:
+                return Reply.json(200, dispute, self._headers())
+            if request.method == "POST" and close:
+                return self._close_dispute(dispute, request)
+            if request.method == "POST":
+                return self._update_dispute(dispute, request)
+        if request.method == "POST" and request.path == "/v1/files":
+            return self._create_file(request)
+        if request.method == "GET" and (match := re.fullmatch(r"/v1/files/([^/]+)", request.path)):
+            file = self.files.get(match.group(1))
+            if file is None:
+                return self._error(
+                    404,
+                    f"No such file upload: '{match.group(1)}'",
+                    code="resource_missing",
+                    param="id",
+                )
+            return Reply.json(200, file, self._headers())
+        if request.method == "GET" and request.path == "/v1/radar/early_fraud_warnings":
+            return self._list_early_fraud_warnings(request)
+        if request.method == "GET" and (
+            match := re.fullmatch(r"/v1/radar/early_fraud_warnings/([^/]+)", request.path)
+        ):
+            warning = self.early_fraud_warnings.get(match.group(1))
+            if warning is None:
+                return self._error(
+                    404,
+                    f"No such early fraud warning: '{match.group(1)}'",
+                    code="resource_missing",
+                    param="id",
+                )
+            return Reply.json(200, self._early_fraud_warning(warning), self._headers())
         return self._error(404, f"Unrecognized request URL ({request.method}: {request.path}).")
 
     def _limit(self, request: RecordedRequest) -> int | Reply:
@@ -1293,6 +1663,12 @@ class FakeStripe(VendorServer):
             return self._error(
                 404, f"No such charge: '{charge_id}'", code="resource_missing", param="charge"
             )
+        if self._refund_blocked_by_dispute(charge_id):
+            return self._error(
+                400,
+                f"Charge {charge_id} has been charged back; cannot issue a refund.",
+                code="charge_disputed",
+            )
         remaining = charge["amount"] - charge["amount_refunded"]
         if remaining <= 0:
             return self._error(
@@ -1361,6 +1737,273 @@ class FakeStripe(VendorServer):
             self.pending_next -= 1
             return True
         return False
+
+    # disputes, evidence files and early fraud warnings
+
+    def _disputes_of(self, charge_id: str) -> list[dict[str, Any]]:
+        """The charge's disputes, newest first."""
+        rows = [d for d in self.disputes.values() if d["charge"] == charge_id]
+        return sorted(rows, key=lambda d: d["created"], reverse=True)
+
+    def _refund_blocked_by_dispute(self, charge_id: str) -> bool:
+        disputes = self._disputes_of(charge_id)
+        return bool(disputes) and (
+            not disputes[0]["is_charge_refundable"] and disputes[0]["status"] != "won"
+        )
+
+    def _early_fraud_warning(self, warning: dict[str, Any]) -> dict[str, Any]:
+        # Stripe: actionable while the charge has no dispute and is not fully refunded.
+        charge = self.charges[warning["charge"]]
+        actionable = not charge["disputed"] and not charge["refunded"]
+        return {**warning, "actionable": actionable}
+
+    def _list_disputes(self, request: RecordedRequest) -> Reply:
+        limit = self._limit(request)
+        if isinstance(limit, Reply):
+            return limit
+        charge = request.param("charge")
+        rows = sorted(self.disputes.values(), key=lambda d: d["created"], reverse=True)
+        rows = [d for d in rows if charge in (None, d["charge"])]
+        after = request.param("starting_after")
+        if after is not None:
+            ids = [d["id"] for d in rows]
+            if after not in self.disputes:
+                return self._error(
+                    404,
+                    f"No such dispute: '{after}'",
+                    code="resource_missing",
+                    param="starting_after",
+                )
+            rows = rows[ids.index(after) + 1 :] if after in ids else []
+        return Reply.json(
+            200,
+            {
+                "object": "list",
+                "url": "/v1/disputes",
+                "has_more": len(rows) > limit,
+                "data": rows[:limit],
+            },
+            self._headers(),
+        )
+
+    def _list_early_fraud_warnings(self, request: RecordedRequest) -> Reply:
+        limit = self._limit(request)
+        if isinstance(limit, Reply):
+            return limit
+        charge = request.param("charge")
+        rows = sorted(self.early_fraud_warnings.values(), key=lambda w: w["created"], reverse=True)
+        rows = [self._early_fraud_warning(w) for w in rows if charge in (None, w["charge"])]
+        return Reply.json(
+            200,
+            {
+                "object": "list",
+                "url": "/v1/radar/early_fraud_warnings",
+                "has_more": len(rows) > limit,
+                "data": rows[:limit],
+            },
+            self._headers(),
+        )
+
+    def _replayed(self, request: RecordedRequest, fingerprint: Any) -> Reply | None:
+        """The stored reply for a repeated Idempotency-Key, or an idempotency_error."""
+        key = request.header("idempotency-key")
+        remembered = self._idempotent.get(key) if key is not None else None
+        if remembered is None:
+            return None
+        first, stored = remembered
+        if first != fingerprint:
+            return self._error(
+                400,
+                "Keys for idempotent requests can only be used with the same parameters "
+                f"they were first used with. Try using a key other than '{key}' if you "
+                "meant to execute a different request.",
+                type_="idempotency_error",
+            )
+        return Reply(stored.status, stored.body, {**stored.headers, "Idempotent-Replayed": "true"})
+
+    def _remember(self, request: RecordedRequest, fingerprint: Any, reply: Reply) -> Reply:
+        key = request.header("idempotency-key")
+        if key is not None:
+            self._idempotent.put(key, fingerprint, reply)
+        return reply
+
+    def _update_dispute(self, dispute: dict[str, Any], request: RecordedRequest) -> Reply:
+        params = request.form()
+        fingerprint = (request.method, request.path, tuple(sorted(params.items())))
+        replay = self._replayed(request, fingerprint)
+        evidence: dict[str, str] = {}
+        metadata: dict[str, str] = {}
+        submit = True
+        for name, value in params.items():
+            if name.startswith("evidence[") and name.endswith("]"):
+                evidence[name[len("evidence[") : -1]] = value
+            elif name.startswith("metadata[") and name.endswith("]"):
+                metadata[name[len("metadata[") : -1]] = value
+            elif name == "submit" and value in ("true", "false"):
+                submit = value == "true"
+            elif name == "submit":
+                return self._error(400, "Invalid boolean: " + value, param="submit")
+            elif not name.startswith("expand["):
+                return self._error(
+                    400,
+                    f"Received unknown parameter: {name}",
+                    code="parameter_unknown",
+                    param=name,
+                )
+        record = DisputeSubmission(
+            dispute_id=dispute["id"],
+            idempotency_key=request.header("idempotency-key"),
+            evidence=evidence,
+            submit=submit,
+            replayed=replay is not None,
+        )
+        if replay is not None:
+            if replay.status == 200:
+                self.dispute_submissions.append(record)
+            return replay
+        refusal = self._evidence_refusal(dispute, evidence)
+        if refusal is not None:
+            return refusal
+        dispute["evidence"].update(evidence)
+        dispute["metadata"].update(metadata)
+        details = dispute["evidence_details"]
+        details["has_evidence"] = details["has_evidence"] or bool(evidence)
+        if submit:
+            inquiry = dispute["status"].startswith("warning_")
+            dispute["status"] = "warning_under_review" if inquiry else "under_review"
+            details["submission_count"] += 1
+            # Stripe takes a late submission but does not promise to deliver it.
+            details["past_due"] = bool(details["due_by"]) and time.time() > details["due_by"]
+        self.dispute_submissions.append(record)
+        return self._remember(request, fingerprint, Reply.json(200, dispute, self._headers()))
+
+    def _evidence_refusal(self, dispute: dict[str, Any], evidence: dict[str, str]) -> Reply | None:
+        """Stripe's refusal of this evidence for this dispute, or None."""
+        if dispute["status"] not in DISPUTE_RESPONDABLE_STATUSES:
+            return self._error(
+                400,
+                f"This dispute is {dispute['status']} and can no longer be updated.",
+                param="evidence",
+            )
+        for name, value in evidence.items():
+            param = f"evidence[{name}]"
+            if name in FILE_EVIDENCE_FIELDS:
+                file = self.files.get(value)
+                if file is None:
+                    # A file field takes the id of an uploaded file; text is no such id.
+                    return self._error(
+                        400,
+                        f"No such file upload: '{value}'",
+                        code="resource_missing",
+                        param=param,
+                    )
+                if file["purpose"] != "dispute_evidence":
+                    return self._error(
+                        400,
+                        f"The file {value} was uploaded with purpose {file['purpose']}; "
+                        "dispute evidence needs purpose dispute_evidence.",
+                        param=param,
+                    )
+            elif name not in TEXT_EVIDENCE_FIELDS:
+                return self._error(
+                    400,
+                    f"Received unknown parameter: {param}",
+                    code="parameter_unknown",
+                    param=param,
+                )
+            elif name in LONG_TEXT_EVIDENCE_FIELDS and len(value) > EVIDENCE_TEXT_MAX_CHARS:
+                return self._error(
+                    400,
+                    f"{param} has a maximum character count of 20,000.",
+                    code="string_length_exceeds_maximum",
+                    param=param,
+                )
+        merged = {**dispute["evidence"], **evidence}
+        total = sum(len(v) for k, v in merged.items() if k in TEXT_EVIDENCE_FIELDS and v)
+        if total > EVIDENCE_TOTAL_MAX_CHARS:
+            return self._error(
+                400,
+                "The combined character count of all evidence fields is limited to 150,000.",
+                param="evidence",
+            )
+        return None
+
+    def _close_dispute(self, dispute: dict[str, Any], request: RecordedRequest) -> Reply:
+        params = request.form()
+        fingerprint = (request.method, request.path, tuple(sorted(params.items())))
+        replay = self._replayed(request, fingerprint)
+        if replay is not None:
+            return replay
+        if dispute["status"] not in DISPUTE_RESPONDABLE_STATUSES:
+            return self._error(
+                400, f"This dispute is {dispute['status']} and can no longer be closed."
+            )
+        inquiry = dispute["status"].startswith("warning_")
+        dispute["status"] = "warning_closed" if inquiry else "lost"
+        return self._remember(request, fingerprint, Reply.json(200, dispute, self._headers()))
+
+    def _create_file(self, request: RecordedRequest) -> Reply:
+        try:
+            parts = parse_multipart(request.header("content-type") or "", request.body)
+        except ValueError:
+            return self._error(
+                400, "File uploads must be sent as multipart/form-data.", param="file"
+            )
+        purpose = parts.get("purpose", (None, b""))[1].decode()
+        filename, content = parts.get("file", (None, b""))
+        if "file" not in parts or filename is None:
+            return self._error(
+                400, "Missing required param: file.", code="parameter_missing", param="file"
+            )
+        if not purpose:
+            return self._error(
+                400,
+                "Missing required param: purpose.",
+                code="parameter_missing",
+                param="purpose",
+            )
+        if purpose not in STRIPE_FILE_PURPOSES:
+            return self._error(
+                400,
+                f"Invalid purpose: {purpose}",
+                code="parameter_invalid_string",
+                param="purpose",
+            )
+        digest = hashlib.sha256(content).hexdigest()
+        fingerprint = (request.method, request.path, purpose, filename, digest)
+        replay = self._replayed(request, fingerprint)
+        if replay is not None:
+            return replay
+        file_type = _evidence_file_type(content)
+        if purpose == "dispute_evidence" and file_type is None:
+            return self._error(
+                400,
+                "The file type is not supported for purpose dispute_evidence: "
+                "upload a PDF, JPEG or PNG.",
+                param="file",
+            )
+        if purpose == "dispute_evidence" and len(content) > EVIDENCE_FILE_MAX_BYTES:
+            return self._error(
+                400, "Files for purpose dispute_evidence are limited to 5 MB.", param="file"
+            )
+        created = int(time.time())
+        file_id = f"file_{secrets.token_hex(12)}"
+        file = {
+            "id": file_id,
+            "object": "file",
+            "created": created,
+            "expires_at": created + STRIPE_FILE_EXPIRY_SECONDS,
+            "filename": filename,
+            "links": {"object": "list", "data": [], "has_more": False, "url": "/v1/file_links"},
+            "purpose": purpose,
+            "size": len(content),
+            "title": None,
+            "type": file_type,
+            "url": f"https://files.stripe.com/v1/files/{file_id}/contents",
+        }
+        self.files[file_id] = file
+        self.file_contents[file_id] = content
+        return self._remember(request, fingerprint, Reply.json(200, file, self._headers()))
 
 
 def _dollars(cents: int) -> str:

@@ -66,10 +66,12 @@ async def jobs(postgres_url: str) -> AsyncIterator[RunJobs]:
 async def harness(postgres_url: str, engine, jobs: RunJobs) -> AsyncIterator[Harness]:
     world = FakeWorld.default()
     store = WorkflowStore(engine, jobs=jobs)
+    payments = FakePayments(world)
     context = WorkflowContext(
         crm=FakeCRM(world),
         billing=FakeBilling(world),
-        payments=FakePayments(world),
+        payments=payments,
+        disputes=payments,
         knowledge=FakeKnowledge(),
         drafter=FakeDrafter(),
         notifier=FakeNotifications(),

@@ -60,6 +60,8 @@ def answer(action: str, amount: float, **extra: Any) -> dict[str, Any]:
         "supporting_factors": extra.pop("supporting_factors", ["same amount, same day"]),
         "risk_level": extra.pop("risk_level", "low"),
         "policy_ids": extra.pop("policy_ids", ["POL-BIL-004"]),
+        "outage_hours": extra.pop("outage_hours", None),
+        "outage_hours_source": extra.pop("outage_hours_source", None),
         **extra,
     }
 
@@ -204,6 +206,66 @@ async def test_a_full_refund_the_policy_does_not_allow_is_rejected(
     assert "policy ceiling 4.90" in (result.proposal.fallback_reason or "")
 
 
+async def test_the_model_reports_the_duration_it_read_beside_the_rules_reading(
+    server: FakeOpenAIServer,
+) -> None:
+    server.enqueue(
+        Reply(
+            content=answer(
+                "full_refund",
+                49.0,
+                policy_ids=["POL-OUT-002"],
+                outage_hours=30,
+                outage_hours_source="down for about 30 hours",
+            )
+        )
+    )
+    context = make_context(
+        "service_outage", segment="premium", description="We were down for about 30 hours."
+    )
+    result = await drafter_for(server, Sleeps()).draft(context=context)
+
+    assert (result.proposal.action, result.proposal.amount) == (
+        ResolutionAction.FULL_REFUND,
+        Decimal("49.00"),
+    )
+    assert not result.proposal.fallback_used
+    factors = result.proposal.supporting_factors
+    assert any("outage 30 h from description: '…about 30 hours…'" in f for f in factors)
+    assert "outage duration read by the model: 30 h (down for about 30 hours)" in factors
+    request = server.completions[0]
+    assert request.schema_errors == []
+    assert "outage 30 h (from description)" in request.messages[1]["content"]
+
+
+async def test_a_duration_only_the_model_reads_cannot_lift_the_policy_ceiling(
+    server: FakeOpenAIServer,
+) -> None:
+    # The rules find no duration: the lowest compensating row (10% for standard) is the
+    # ceiling, whatever the model reads; the reviewer sees the matrix and the flag.
+    server.responder = lambda request: Reply(
+        content=answer(
+            "full_refund",
+            49.0,
+            policy_ids=["POL-OUT-002"],
+            outage_hours=60,
+            outage_hours_source="from Monday morning to Wednesday night",
+        )
+    )
+    context = make_context(
+        "service_outage", description="Down from Monday morning to Wednesday night."
+    )
+    result = await drafter_for(server, Sleeps()).draft(context=context)
+
+    assert (result.proposal.action, result.proposal.amount) == (
+        ResolutionAction.ACCOUNT_CREDIT,
+        Decimal("4.90"),
+    )
+    assert result.proposal.fallback_used
+    assert "policy ceiling 4.90" in (result.proposal.fallback_reason or "")
+    assert any(f.startswith("outage matrix, standard:") for f in result.proposal.supporting_factors)
+
+
 async def test_unparseable_output_is_retried_then_falls_back(server: FakeOpenAIServer) -> None:
     server.enqueue(Reply(content="I think a refund is fair."), Reply(content={"action": "x"}))
     result = await drafter_for(server, Sleeps()).draft(context=sandbox_context(1044))
@@ -335,6 +397,8 @@ async def test_unscripted_answers_conform_to_the_schema(server: FakeOpenAIServer
         "supporting_factors",
         "risk_level",
         "policy_ids",
+        "outage_hours",
+        "outage_hours_source",
     }
     # A full refund of 0 is out of bounds: retried, then the rules' proposal.
     assert result.proposal.fallback_used

@@ -514,6 +514,26 @@ async def test_risk_flags_lead_the_email(
     assert text.lstrip().startswith("!! RISK FLAGS: radar_risk_elevated")
 
 
+async def test_the_crm_label_is_shown_beside_the_dispute_type(
+    harness: Harness, start_smtp: Callable[..., SmtpServer]
+) -> None:
+    harness.world.add_case(
+        "500U", "001A", "ch_1", "99.00", dispute_type="unknown", dispute_label="Chargeback Inquiry"
+    )
+    smtp = start_smtp()
+    notifier = build_notifier(
+        settings_for(smtp.port, approver_email="alice@example.com"),
+        engine=harness.store.engine,
+        tls_context=smtp.client_tls,
+    )
+    await harness.with_context(notifier=notifier).runner.start(case_id="500U")
+    [mail] = smtp.inbox.messages
+    text = mail.get_body(preferencelist=("plain",)).get_content()  # type: ignore[union-attr]
+    assert "CRM label:    Chargeback Inquiry\r\n" in text
+    html = mail.get_body(preferencelist=("html",)).get_content()  # type: ignore[union-attr]
+    assert '<p id="dispute-label">CRM label: &ldquo;Chargeback Inquiry&rdquo;</p>' in html
+
+
 async def test_a_rerun_of_the_send_step_does_not_mail_twice(
     harness: Harness, start_smtp: Callable[..., SmtpServer]
 ) -> None:

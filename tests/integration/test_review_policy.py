@@ -11,6 +11,7 @@ import pytest
 
 from api.app import create_app
 from api.deps import ApiServices
+from models.domain import ResolutionAction
 from services.review.reviewers import ReviewerKeys
 from tests.fakes.services import FakeDrafter
 from tests.integration.conftest import Harness
@@ -156,7 +157,10 @@ async def test_an_unknown_dispute_type_goes_to_a_human_flagged_with_its_crm_labe
     assert [n["run_id"] for n in auto.notifier.sent] == [outcome.run_id]
     [item] = (await api.get("/human-review/pending", headers=keys["alice"])).json()["items"]
     assert item["risk_flags"] == ["unknown_dispute_type"]
+    # The CRM's own label, in the pending list, the run status and the e-mail.
+    assert item["dispute_label"] == "Chargeback Inquiry"
     s = await status(api, keys["alice"], outcome.run_id)
+    assert s["dispute_label"] == "Chargeback Inquiry"
     assert s["review"]["plan"]["auto_approve"] is False
     assert s["decisions"] == []
     row = await auto.store.get_run(outcome.run_id)
@@ -168,6 +172,37 @@ async def test_an_unknown_dispute_type_goes_to_a_human_flagged_with_its_crm_labe
     assert page.status_code == 200
     assert 'id="risk-flags"' in page.text and "unknown_dispute_type" in page.text
     assert 'id="dispute-label"' in page.text and "Chargeback Inquiry" in page.text
+
+
+async def test_a_proposal_above_the_claim_is_flagged_with_its_reason_and_waits(
+    harness: Harness, api: httpx.AsyncClient, keys: dict[str, dict[str, str]]
+) -> None:
+    # The customer claims 25.00 of a 99.00 charge; the canned draft refunds all 99.00.
+    harness.world.add_case("500C", "001A", "ch_1", "25.00", dispute_type="duplicate_charge")
+    auto = harness.with_context(review_rules=AUTO)
+    outcome = await auto.runner.start(case_id="500C")
+    assert outcome.status == "pending"
+    assert auto.payments.refund_requests == []
+    flag = "claim_exceeded: proposes 99.00 USD, the customer claimed 25.00 USD"
+    [item] = (await api.get("/human-review/pending", headers=keys["alice"])).json()["items"]
+    assert item["risk_flags"] == [flag]
+    assert auto.notifier.sent[0]["summary"]["review"]["risk_flags"] == [flag]
+
+
+async def test_a_credit_where_the_customer_asked_for_a_refund_is_flagged_and_waits(
+    harness: Harness, api: httpx.AsyncClient, keys: dict[str, dict[str, str]]
+) -> None:
+    # The case asks to "refund one"; the draft is an account credit within the claim.
+    credit = FakeDrafter(action=ResolutionAction.ACCOUNT_CREDIT, amount=Decimal("50.00"))
+    auto = harness.with_context(review_rules=AUTO, drafter=credit)
+    outcome = await auto.runner.start(case_id="500A")
+    assert outcome.status == "pending"
+    assert auto.billing.memos == []
+    s = await status(api, keys["alice"], outcome.run_id)
+    assert s["review"]["plan"]["risk_flags"] == [
+        "action_differs: the customer asked for a refund, the proposal is an account credit"
+    ]
+    assert s["review"]["plan"]["auto_approve"] is False
 
 
 async def test_at_the_dispute_limit_auto_approval_still_applies(harness: Harness) -> None:

@@ -170,14 +170,25 @@ async def test_get_account_maps_segment_and_external_ids(
     )
 
 
-async def test_unknown_segment_is_an_error_not_a_guess(
-    crm: SalesforceCRM, salesforce: FakeSalesforce
+@pytest.mark.parametrize(
+    ("raw", "note"),
+    [
+        ("Platinum", "account segment (Customer_Segment__c) 'Platinum' unknown: standard assumed"),
+        (None, "account segment (Customer_Segment__c) missing: standard assumed"),
+    ],
+)
+async def test_a_missing_or_unknown_segment_is_defaulted_and_noted(
+    crm: SalesforceCRM, salesforce: FakeSalesforce, raw: str | None, note: str
 ) -> None:
-    salesforce.accounts[ACME]["Customer_Segment__c"] = "Platinum"
+    salesforce.accounts[ACME]["Customer_Segment__c"] = raw
 
-    with pytest.raises(IntegrationError, match="unknown segment") as caught:
-        await crm.get_account(account_id=ACME)
-    assert not caught.value.retryable
+    account = await crm.get_account(account_id=ACME)
+
+    assert (account.segment, account.data_quality) == ("standard", [note])
+    # A known segment is read as it is, with nothing to note.
+    salesforce.accounts[ACME]["Customer_Segment__c"] = "Enterprise"
+    account = await crm.get_account(account_id=ACME)
+    assert (account.segment, account.data_quality) == ("enterprise", [])
 
 
 async def test_list_account_disputes_sends_soql_and_follows_next_records_url(

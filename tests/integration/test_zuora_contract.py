@@ -4,10 +4,15 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
 from decimal import Decimal
+from typing import Any
 
 import httpx
 import pytest
 
+from models.domain import ResolutionAction
+from services.drafting.assessment import assess
+from services.drafting.context import DraftingContext
+from services.drafting.rules_drafter import RulesDrafter
 from services.errors import (
     AuthenticationError,
     ConflictError,
@@ -15,12 +20,13 @@ from services.errors import (
     InvalidRequestError,
     NotFoundError,
 )
-from services.integrations.zuora import ZuoraBilling, dumps_json
+from services.integrations.zuora import UNKNOWN_START, ZuoraBilling, dumps_json
 from services.retry import RetryPolicy
 from tests.fakes.vendor_servers import FakeZuora, contract_dataset
 
 DATASET = contract_dataset()
 ACME = "A00000001"
+FINCH = "A00000002"
 
 
 @pytest.fixture
@@ -90,6 +96,72 @@ async def test_subscriptions_follow_next_page(http: httpx.AsyncClient) -> None:
     ]
     pages = server.requests_to(f"/v1/subscriptions/accounts/{ACME}")
     assert [p.query for p in pages] == ["pageSize=40", "page=2&pageSize=1", "page=3&pageSize=1"]
+
+
+async def test_a_subscription_with_only_term_dates_is_read_and_noted(
+    billing: ZuoraBilling, zuora: FakeZuora
+) -> None:
+    zuora.only_term_dates("A-S00000101")
+
+    data = await billing.get_billing(account_key=ACME)
+
+    expected = DATASET.billing[ACME]
+    assert data.subscriptions == expected.subscriptions  # the term start is the start here
+    started = expected.subscriptions[0].start_date.date()
+    assert data.data_quality == [
+        "subscription A-S00000101: no subscriptionStartDate or contractEffectiveDate; "
+        f"start taken from termStartDate ({started})"
+    ]
+    # The knob is real: the listing carries the term date only.
+    [raw, *_] = (await zuora_listing(zuora, ACME))["subscriptions"]
+    assert "subscriptionStartDate" not in raw and "contractEffectiveDate" not in raw
+
+
+async def test_a_subscription_without_any_date_is_defaulted_and_the_draft_goes_on(
+    billing: ZuoraBilling, zuora: FakeZuora
+) -> None:
+    zuora.only_term_dates("A-S00000201", term_start=False)
+
+    data = await billing.get_billing(account_key=FINCH)
+
+    [subscription] = data.subscriptions
+    assert subscription.start_date == UNKNOWN_START
+    assert subscription.cancellation_requested_at == (
+        DATASET.billing[FINCH].subscriptions[0].cancellation_requested_at
+    )
+    note = "subscription A-S00000201: no start date; taken as started before any charge"
+    assert data.data_quality == [note]
+    # The decision does not need the date: Finch's cancellation case is drafted as before,
+    # and the reviewer is told what was assumed.
+    case = DATASET.cases["500A00000000005AAA"]
+    charge = DATASET.charges["ch_Finch001"]
+    context = DraftingContext(
+        run_id="run-1",
+        case=case,
+        segment="standard",
+        account_type="Customer",
+        disputes_last_90d=1,
+        billing=data,
+        disputed_charge=charge,
+        recent_charges=[charge],
+        refundable=charge.refundable,
+        policies=[],
+        precedents=[],
+    )
+    proposal = RulesDrafter().propose(context, assess(context))
+    assert (proposal.action, proposal.amount) == (ResolutionAction.FULL_REFUND, Decimal("29.00"))
+    assert f"billing data: {note}" in proposal.supporting_factors
+
+
+async def zuora_listing(zuora: FakeZuora, key: str) -> dict[str, Any]:
+    """The subscriptions page exactly as the fake served it."""
+    async with httpx.AsyncClient() as client:
+        response = await client.get(
+            f"{zuora.url}/v1/subscriptions/accounts/{key}",
+            headers={"Authorization": f"Bearer {zuora.token}"},
+        )
+    body: dict[str, Any] = response.json()
+    return body
 
 
 async def test_next_page_on_another_host_is_refused(

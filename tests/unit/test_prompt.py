@@ -156,3 +156,23 @@ def test_sandbox_prompts_stay_compact() -> None:
         prompt = prompt_for(sandbox_context(number))
         sizes.append(count_prompt_tokens(prompt))
     assert max(sizes) < 900
+
+
+def test_the_outage_duration_and_its_source_are_facts() -> None:
+    from_text = prompt_for(make_context("service_outage", description="down for about 30 hours"))
+    assert "claimed 49.00, outage 30 h (from description)" in from_text.user
+    field = prompt_for(make_context("service_outage", outage_hours="8"))
+    assert "claimed 49.00, outage 8 h\n" in field.user
+    unknown = prompt_for(make_context("service_outage", description="down all evening"))
+    assert "claimed 49.00, outage duration unknown" in unknown.user
+    assert "lowest compensating row" in unknown.user  # the policy check says what applies
+    assert "outage" not in prompt_for(make_context("duplicate_charge")).user.split("\n")[1]
+
+
+def test_billing_data_notes_are_shown_so_no_default_reads_as_a_fact() -> None:
+    context = make_context("incorrect_amount")
+    note = "subscription A-S-1: no start date; taken as started before any charge"
+    billing = context.billing.model_copy(update={"data_quality": [note]})
+    user = prompt_for(context.model_copy(update={"billing": billing})).user
+    assert f"billing data notes: {note}" in user
+    assert "billing data notes" not in prompt_for(context).user

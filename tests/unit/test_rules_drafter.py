@@ -161,9 +161,60 @@ def test_the_outage_matrix_decides_outage_compensation(
     assert (proposal.action, proposal.amount) == (action, Decimal(amount))
 
 
-def test_an_outage_without_a_duration_is_left_to_a_reviewer() -> None:
-    proposal = propose(make_context("service_outage"))
-    assert proposal.action == DENY and proposal.confidence < 0.5
+@pytest.mark.parametrize(
+    ("segment", "amount", "row"),
+    [
+        ("standard", "4.90", "1-6 hours"),  # 0% under an hour: the first row that pays
+        ("premium", "12.25", "1-6 hours"),
+        ("enterprise", "4.90", "Under 1 hour"),
+    ],
+)
+def test_an_outage_without_a_duration_gets_the_lowest_row_and_the_matrix_not_a_denial(
+    segment: str, amount: str, row: str
+) -> None:
+    context = make_context(
+        "service_outage",
+        segment=segment,
+        description="The app didn't load for most of the evening and I lost work.",
+    )
+    proposal = propose(context)
+    assert (proposal.action, proposal.amount) == (CREDIT, Decimal(amount))
+    assert proposal.confidence < 0.5
+    assert f"lowest compensating row {row}" in proposal.reason
+    assert "for a reviewer to confirm" in proposal.reason
+    # The reviewer sees the whole matrix for the segment.
+    [matrix] = [f for f in proposal.supporting_factors if f.startswith("outage matrix")]
+    assert matrix.startswith(f"outage matrix, {segment}: Under 1 hour ")
+    assert "Over 24 hours 100%" in matrix
+    # The guardrails hold any draft to that row.
+    assert assess(context).ceiling == Decimal(amount)
+
+
+@pytest.mark.parametrize(
+    ("segment", "text", "action", "amount", "quote"),
+    [
+        ("premium", "Down for about 30 hours during our launch.", FULL, "49.00", "about 30 hours"),
+        ("standard", "14 hours during month-end close", CREDIT, "24.50", "14 hours"),
+        ("standard", "Exports failed for about 90 minutes.", CREDIT, "4.90", "about 90 minutes"),
+        ("standard", "The site was down for 2 days.", FULL, "49.00", "2 days"),
+    ],
+)
+def test_an_outage_duration_missing_from_the_field_is_read_from_the_text(
+    segment: str, text: str, action: ResolutionAction, amount: str, quote: str
+) -> None:
+    proposal = propose(make_context("service_outage", segment=segment, description=text))
+    assert (proposal.action, proposal.amount) == (action, Decimal(amount))
+    source = f"from description: '…{quote}…'"
+    assert source in proposal.reason
+    assert any(source in f for f in proposal.supporting_factors)
+    # Read from the text: less sure than the CRM's own figure.
+    assert 0.5 < proposal.confidence < 0.85
+
+
+def test_the_crm_field_is_named_as_the_source() -> None:
+    proposal = propose(make_context("service_outage", outage_hours="8", segment="premium"))
+    assert "outage 8 h from the CRM field" in proposal.reason
+    assert proposal.confidence == 0.85
 
 
 def test_an_unknown_dispute_type_is_denied_with_low_confidence() -> None:

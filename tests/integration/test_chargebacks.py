@@ -1,0 +1,195 @@
+"""Chargebacks and early fraud warnings through the graph (issue 14), on fake adapters that
+keep disputes as Stripe does; and the refund path around disputed charges."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from decimal import Decimal
+
+import pytest
+
+from services.errors import ConflictError
+from services.review.reviewers import Reviewer, ReviewerKeys
+from tests.fakes.services import NOW
+from tests.integration.conftest import Harness
+from workflows.context import ReviewRules
+from workflows.decisions import record_decision
+from workflows.escalation import EscalationPolicy, notify_overdue_reviews
+
+
+@pytest.fixture
+async def alice(harness: Harness) -> Reviewer:
+    keys = ReviewerKeys(harness.store.engine)
+    reviewer = await keys.verify((await keys.create("alice")).key)
+    assert reviewer is not None
+    return reviewer
+
+
+async def approve(h: Harness, run_id: str, reviewer: Reviewer, *, at=NOW) -> None:  # type: ignore[no-untyped-def]
+    await record_decision(
+        h.store,
+        run_id=run_id,
+        case_id=None,
+        decision="approved",
+        reviewer=reviewer,
+        channel="api",
+        comments="",
+        modified=None,
+        version=None,
+        now=at,
+    )
+    await h.driver.advance(run_id)
+
+
+async def row(h: Harness, run_id: str) -> dict:  # type: ignore[type-arg]
+    found = await h.store.get_run(run_id)
+    assert found is not None
+    return found
+
+
+async def test_a_crm_refund_case_on_a_disputed_charge_is_refused(harness: Harness) -> None:
+    harness.world.add_dispute("dp_1", "ch_1")
+    run = await harness.runner.start(case_id="500A")
+    assert run.status == "rejected"
+    found = await row(harness, run.run_id)
+    assert found["human_review_data"]["validation"]["failed_rule"] == "charge_not_disputed"
+    assert harness.payments.refund_requests == []
+
+
+async def test_a_charge_disputed_after_approval_is_never_refunded(
+    harness: Harness, alice: Reviewer
+) -> None:
+    run = await harness.runner.start(case_id="500A")
+    assert run.status == "pending"
+    harness.world.add_dispute("dp_late", "ch_1")  # the chargeback arrives during the review
+    await approve(harness, run.run_id, alice)
+    found = await row(harness, run.run_id)
+    assert found["status"] == "needs_attention"
+    assert (
+        "charged back" in found["last_error"]["message"]
+        or "disputed" in (found["last_error"]["message"])
+    )
+    assert harness.payments.refund_requests == []
+
+
+async def test_a_chargeback_is_drafted_reviewed_and_answered_once(
+    harness: Harness, alice: Reviewer
+) -> None:
+    harness.world.add_dispute("dp_cb", "ch_1", reason="subscription_canceled")
+    run = await harness.runner.start(case_id="dp_cb", kind="chargeback")
+    assert run.status == "pending"
+    found = await row(harness, run.run_id)
+    proposal = found["resolution_proposal"]
+    assert proposal["action"] == "contest"
+    assert "cancellation_rebuttal" in proposal["evidence"]
+    assert proposal["evidence_sources"]["cancellation_rebuttal"].startswith("Zuora")
+    assert found["human_review_data"]["plan"]["auto_approve"] is False
+    await approve(harness, run.run_id, alice)
+    found = await row(harness, run.run_id)
+    assert found["status"] == "completed", found["last_error"]
+    [(key, evidence)] = harness.payments.submissions
+    assert key == f"{run.run_id}:dispute:evidence"
+    assert evidence["cancellation_rebuttal"] == proposal["evidence"]["cancellation_rebuttal"]
+    assert all(v.startswith("file_") for f, v in evidence.items() if f == "refund_policy")
+    # Driven again (a redelivery, the reconciler): the dispute is under review, nothing more.
+    await harness.driver.advance(run.run_id)
+    assert len(harness.payments.submissions) == 1
+    assert harness.payments.refund_requests == []
+
+
+async def test_a_decision_after_the_evidence_deadline_is_refused(
+    harness: Harness, alice: Reviewer
+) -> None:
+    harness.world.add_dispute("dp_due", "ch_1", due_in=timedelta(days=2))
+    run = await harness.runner.start(case_id="dp_due", kind="chargeback")
+    with pytest.raises(ConflictError, match="deadline"):
+        await approve(harness, run.run_id, alice, at=NOW + timedelta(days=3))
+    assert harness.payments.submissions == []
+
+
+async def test_reminders_count_down_to_the_evidence_deadline(harness: Harness) -> None:
+    harness.world.add_dispute("dp_remind", "ch_1", due_in=timedelta(days=5))
+    run = await harness.runner.start(case_id="dp_remind", kind="chargeback")
+    due = NOW + timedelta(days=5)
+    policy = EscalationPolicy(reminder_after=timedelta(hours=1), escalate_after=timedelta(hours=2))
+
+    class Recorder:
+        def __init__(self) -> None:
+            from services.review.email import NotificationLog
+
+            self.log = NotificationLog(harness.store.engine)
+            self.reminded: list[str] = []
+            self.escalated: list[str] = []
+
+        async def send_reminder(self, run, *, waited, decided_by):  # type: ignore[no-untyped-def]
+            self.reminded.append(str(run["run_id"]))
+            await self.log.record(
+                run_id=str(run["run_id"]), kind="reminder", recipient="x", status="sent", error=None
+            )
+            return []
+
+        async def send_escalation(self, run, *, waited):  # type: ignore[no-untyped-def]
+            self.escalated.append(str(run["run_id"]))
+            await self.log.record(
+                run_id=str(run["run_id"]),
+                kind="escalation",
+                recipient="x",
+                status="sent",
+                error=None,
+            )
+            return []
+
+    notifier = Recorder()
+    # Four days before the deadline nobody is chased; two days before, a reminder; twelve
+    # hours before, the escalation.
+    report = await notify_overdue_reviews(
+        store=harness.store, notifier=notifier, policy=policy, now=due - timedelta(days=4)
+    )
+    assert report.reminded == [] and report.escalated == []
+    report = await notify_overdue_reviews(
+        store=harness.store, notifier=notifier, policy=policy, now=due - timedelta(hours=48)
+    )
+    assert (report.reminded, report.escalated) == ([run.run_id], [])
+    report = await notify_overdue_reviews(
+        store=harness.store, notifier=notifier, policy=policy, now=due - timedelta(hours=12)
+    )
+    assert report.escalated == [run.run_id]
+
+
+async def test_an_early_fraud_warning_is_refunded_up_to_its_cap(
+    harness: Harness, alice: Reviewer
+) -> None:
+    harness.world.add_charge("ch_w", "cus_A", "40.00", days_ago=2)
+    harness.world.add_warning("issfr_1", "ch_w")
+    off = await harness.runner.start(case_id="issfr_1", kind="early_fraud_warning")
+    assert off.status == "pending"  # the cap is off by default: a reviewer decides
+    await approve(harness, off.run_id, alice)
+    assert (await row(harness, off.run_id))["status"] == "completed"
+    assert [r.amount for r in harness.payments.made] == [Decimal("40.00")]
+
+    harness.world.add_charge("ch_w2", "cus_A", "30.00", days_ago=1)
+    harness.world.add_warning("issfr_2", "ch_w2")
+    capped = harness.with_context(
+        review_rules=ReviewRules(fraud_warning_auto_refund_max=Decimal("50"))
+    )
+    auto = await capped.runner.start(case_id="issfr_2", kind="early_fraud_warning")
+    assert auto.status == "completed"
+    assert [r.amount for r in harness.payments.made] == [Decimal("40.00"), Decimal("30.00")]
+    [payout] = await harness.store.payouts.for_run(auto.run_id)
+    assert payout.state == "succeeded"
+
+    harness.world.add_charge("ch_w3", "cus_A", "80.00", days_ago=1)
+    harness.world.add_warning("issfr_3", "ch_w3")
+    above = await capped.runner.start(case_id="issfr_3", kind="early_fraud_warning")
+    assert above.status == "pending"  # above the cap: a reviewer decides
+
+
+async def test_a_warning_on_a_charge_already_disputed_refunds_nothing(harness: Harness) -> None:
+    harness.world.add_charge("ch_d", "cus_A", "40.00", days_ago=2)
+    harness.world.add_dispute("dp_d", "ch_d")
+    harness.world.add_warning("issfr_d", "ch_d")
+    run = await harness.runner.start(case_id="issfr_d", kind="early_fraud_warning")
+    assert run.status == "rejected"
+    found = await row(harness, run.run_id)
+    assert found["human_review_data"]["validation"]["failed_rule"] == "charge_not_disputed"
+    assert harness.payments.made == []
