@@ -16,8 +16,17 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import ValidationError
 
 from api.auth import PageSession, Session
+from api.dashboard_queries import DeskQueries
 from api.deps import ApiServices, Services
-from api.pages import error_page, login_redirect, render
+from api.pages import (
+    PERMITTED_COLUMNS,
+    error_page,
+    governing_rule,
+    login_redirect,
+    render,
+    run_state,
+)
+from api.routes.dashboard import DECIDED_COOKIE, external_links
 from api.routes.workflows import parse_run_id
 from models.domain import ModifiedResolution, ResolutionAction, ReviewChannel
 from services.errors import ForbiddenError, InvalidRequestError, NotFoundError, PaymentsAgentError
@@ -99,15 +108,34 @@ async def _page(
 ) -> HTMLResponse:
     review = run.get("human_review_data") or {}
     awaiting = review.get("awaiting_round")
+    facts = ReviewFacts.from_run(run)
+    decisions = await services.store.decisions_for_run(facts.run_id)
+    # Live updates of the run's state follow the dashboard session (not an e-mailed link).
+    live = session is not None and token is None
     return render(
         request,
         "review.html",
         {
-            "f": ReviewFacts.from_run(run),
+            "f": facts,
             "run": run,
             "awaiting_round": awaiting,
             "can_decide": run["status"] == "pending" and awaiting is not None,
-            "decisions": await services.store.decisions_for_run(str(run["run_id"])),
+            "decisions": decisions,
+            "state": run_state(
+                run["status"],
+                step=run.get("current_step"),
+                unapplied=[d for d in decisions if d["applied_at"] is None],
+                required=facts.required_approvals,
+                approved_by=facts.approved_by,
+                final=run.get("final_resolution"),
+                error=run.get("last_error"),
+            ),
+            "rule": governing_rule(run, facts.current.get("action")),
+            "permitted_columns": PERMITTED_COLUMNS,
+            "recent_charges": _recent_charges(run, facts.charge.get("charge_id")),
+            "links": external_links(services),
+            "live": live,
+            "since": await DeskQueries(services.store).signature(facts.run_id) if live else None,
             "actions": [a.value for a in ResolutionAction],
             "channel": channel,
             "reviewer": reviewer,
@@ -119,6 +147,21 @@ async def _page(
         },
         status_code=status_code,
     )
+
+
+# The customer's charges shown beside the dispute: the most recent first, at most these.
+MAX_RECENT_CHARGES = 10
+
+
+def _recent_charges(run: dict[str, Any], disputed: str | None) -> list[dict[str, Any]]:
+    """The customer's recent charges (payment_data.recent_charges), newest first, each
+    marked when it is the disputed one."""
+    charges = list((run.get("payment_data") or {}).get("recent_charges") or [])
+    charges.sort(key=lambda c: str(c.get("created_at") or ""), reverse=True)
+    return [
+        {**charge, "disputed": charge.get("charge_id") == disputed}
+        for charge in charges[:MAX_RECENT_CHARGES]
+    ]
 
 
 @router.get("/review/{run_id}", response_class=HTMLResponse)
@@ -239,10 +282,33 @@ async def _submit_link(
             await services.used_tokens.release(claims)
         raise
     decided = await services.store.get_run(run_id)
+    stored = await services.store.decisions_for_run(run_id)
+    review = (decided or {}).get("human_review_data") or {}
+    facts = ReviewFacts.from_run(decided) if decided else None
+    state = (
+        run_state(
+            decided["status"],
+            step=decided.get("current_step"),
+            unapplied=[d for d in stored if d["applied_at"] is None],
+            required=facts.required_approvals if facts else None,
+            approved_by=facts.approved_by if facts else (),
+            final=decided.get("final_resolution"),
+            error=decided.get("last_error"),
+        )
+        if decided
+        else None
+    )
     return render(
         request,
         "decided.html",
-        {"decision": recorded, "case_id": decided["case_id"] if decided else "", "session": None},
+        {
+            "decision": recorded,
+            "case_id": decided["case_id"] if decided else "",
+            "status": decided["status"] if decided else None,
+            "state": state,
+            "awaiting_round": review.get("awaiting_round"),
+            "session": None,
+        },
     )
 
 
@@ -252,7 +318,7 @@ async def _submit_page(
     reviewer = session.reviewer
     try:
         verdict, modified = form.parse()
-        await record_decision(
+        recorded = await record_decision(
             services.store,
             run_id=run_id,
             case_id=None,
@@ -277,4 +343,15 @@ async def _submit_page(
             error=exc.message,
             status_code=exc.status_code,
         )
-    return RedirectResponse(f"/runs/{run_id}", status_code=303)
+    response = RedirectResponse(f"/runs/{run_id}", status_code=303)
+    # The run's page confirms this decision once (api/routes/dashboard.py run_page).
+    response.set_cookie(
+        DECIDED_COOKIE,
+        str(recorded.round),
+        max_age=300,
+        path=f"/runs/{run_id}",
+        httponly=True,
+        secure=services.secure_cookies,
+        samesite="lax",
+    )
+    return response

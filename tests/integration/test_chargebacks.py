@@ -193,3 +193,48 @@ async def test_a_warning_on_a_charge_already_disputed_refunds_nothing(harness: H
     found = await row(harness, run.run_id)
     assert found["human_review_data"]["validation"]["failed_rule"] == "charge_not_disputed"
     assert harness.payments.made == []
+
+
+async def test_the_desk_lists_chargebacks_by_deadline_with_the_outcome_and_the_workload(
+    harness: Harness, alice: Reviewer
+) -> None:
+    import httpx
+
+    from api.app import create_app
+    from api.deps import ApiServices
+
+    harness.world.add_charge("ch_x", "cus_A", "25.00", days_ago=3)
+    harness.world.add_charge("ch_y", "cus_A", "35.00", days_ago=3)
+    harness.world.add_dispute("dp_late", "ch_x", due_in=timedelta(days=9))
+    harness.world.add_dispute("dp_soon", "ch_y", reason="fraudulent", due_in=timedelta(days=1))
+    late = await harness.runner.start(case_id="dp_late", kind="chargeback")
+    soon = await harness.runner.start(case_id="dp_soon", kind="chargeback")
+    await harness.store.record_dispute_update(
+        message_id="m1",
+        event_id="evt_closed",
+        dispute_id="dp_late",
+        event_type="charge.dispute.closed",
+        status="won",
+        amount=2500,
+        currency="usd",
+    )
+    keys = ReviewerKeys(harness.store.engine)
+    key = (await keys.create("desk-reader")).key
+    services = ApiServices(
+        store=harness.store, backends={"drafter": "openai:gpt-4o-mini"}, drafter_reachable=False
+    )
+    transport = httpx.ASGITransport(app=create_app(services))
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
+        await http.post("/login", data={"api_key": key, "next": "/"})
+        desk = await http.get("/")
+        assert desk.status_code == 200
+        section = desk.text[desk.text.index('id="chargebacks"') :]
+        assert section.index("dp_soon") < section.index("dp_late")  # soonest deadline first
+        assert "won: funds reinstated" in section
+        assert 'id="workload"' in desk.text and 'id="pending-count">2<' in desk.text
+        assert 'id="drafter-warning"' in desk.text
+        page = await http.get(f"/review/{soon.run_id}")
+        assert page.status_code == 200
+        assert 'id="evidence-due"' in page.text and "fraudulent" in page.text
+        assert 'id="chargeback-history"' in page.text
+    assert late.status == soon.status == "pending"
