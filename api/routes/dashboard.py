@@ -37,8 +37,9 @@ from api.routes.reviews import pending_summary
 from api.routes.runs import escalation_hours
 from api.routes.workflows import parse_run_id, run_status
 from api.sessions import SESSION_COOKIE, SESSION_TTL
-from services.errors import PaymentsAgentError
+from services.errors import ForbiddenError, InvalidRequestError, PaymentsAgentError
 from services.persistence.review_metrics import review_metrics
+from workflows.controls import CANCELLABLE_STATUSES, RETRYABLE_STATUSES, cancel_run, retry_run
 
 log = logging.getLogger(__name__)
 
@@ -236,6 +237,9 @@ async def _run_context(services: ApiServices, run_id: str, session: PageSession)
         "execution": final.get("execution") or {},
         "links": external_links(services),
         "session": session,
+        "csrf": services.sessions.csrf(session.cookie),
+        "can_retry": status["status"] in RETRYABLE_STATUSES,
+        "can_cancel": status["status"] in CANCELLABLE_STATUSES,
     }
 
 
@@ -306,3 +310,39 @@ async def run_state_fragment(
     except PaymentsAgentError as exc:
         return error_page(request, exc, session=session)
     return render(request, "_run_state.html", context)
+
+
+@router.post("/runs/{run_id}/control", response_class=HTMLResponse)
+async def run_control(
+    request: Request,
+    run_id: str,
+    services: Services,
+    session: Session,
+    action: Annotated[str, Form(max_length=16)] = "",
+    reason: Annotated[str, Form(max_length=2000)] = "",
+    csrf: Annotated[str, Form(max_length=100)] = "",
+) -> Response:
+    """Retry a failed or parked run, or cancel one that has not moved money: audited with
+    the signed-in reviewer and the reason, as the REST run controls are."""
+    if session is None:
+        return login_redirect(request)
+    try:
+        if not services.sessions.check_csrf(session.cookie, csrf):
+            raise ForbiddenError("the form has expired; reload the page and try again")
+        run_id = parse_run_id(run_id)
+        if not reason.strip():
+            raise InvalidRequestError("say why: a reason is recorded with the action")
+        actor = session.reviewer.name
+        if action == "retry":
+            if services.store.jobs is None:
+                raise PaymentsAgentError("run jobs are not configured in this process")
+            await retry_run(
+                services.store, services.store.jobs, run_id=run_id, actor=actor, reason=reason
+            )
+        elif action == "cancel":
+            await cancel_run(services.store, run_id=run_id, actor=actor, reason=reason)
+        else:
+            raise InvalidRequestError("choose retry or cancel")
+    except PaymentsAgentError as exc:
+        return error_page(request, exc, session=session)
+    return RedirectResponse(f"/runs/{run_id}", status_code=303)
