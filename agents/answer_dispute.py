@@ -21,7 +21,6 @@ from agents.move_money import authorized
 from agents.validate_stripe import AWAITING_RESPONSE
 from models.state import DisputeState
 from services.errors import AttentionRequired
-from services.integrations.evidence_files import render_evidence_pdf
 from services.integrations.protocols import DisputeGateway
 from workflows.context import WorkflowContext
 
@@ -102,6 +101,8 @@ async def _upload_files(
     """Render each file field's policy sections as a PDF and upload it; field -> file id."""
     disputes = ctx.disputes
     assert disputes is not None
+    from services.integrations.evidence_files import render_evidence_pdf  # fpdf2: when needed
+
     retrieved = {p["id"]: p for p in (state.get("retrieved") or {}).get("policies", [])}
     uploaded: dict[str, str] = {}
     for field, chunk_ids in (proposal.get("evidence_files") or {}).items():

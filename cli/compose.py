@@ -23,9 +23,6 @@ import uvicorn
 from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
 
 from agents import NODES
-from api.app import create_app
-from api.deps import StripeWebhook, build_api_services
-from api.routes.runs import ESCALATION_HOURS
 from services.drafting.guarded import GuardedDrafter, build_drafter
 from services.integrations.backends import Integrations, build_integrations
 from services.metrics import serve_metrics, sqs_depth_probe, watch_queue
@@ -60,6 +57,8 @@ from workflows.runner import WorkflowRunner
 from workflows.worker import DisputeWorker, WorkerSettings
 
 if TYPE_CHECKING:
+    from api.deps import StripeWebhook
+
     # chromadb takes ~2 s to import: only the modes that run disputes load it.
     from services.knowledge.chroma_store import ChromaPolicyStore
 
@@ -450,6 +449,8 @@ def api_socket(settings: Settings) -> socket.socket:
 
 
 def stripe_webhook(settings: Settings) -> StripeWebhook | None:
+    from api.deps import StripeWebhook
+
     """POST /webhooks/stripe, when STRIPE_WEBHOOK_SECRET is set: events to the queue."""
     if settings.stripe_webhook_secret is None:
         return None
@@ -466,6 +467,11 @@ def stripe_webhook(settings: Settings) -> StripeWebhook | None:
 def api_server(core: Core) -> uvicorn.Server:
     """The API and dashboard as a uvicorn server (served by the caller's event loop, on the
     socket of `api_socket`: `server.serve(sockets=[sock])`)."""
+    # The API's modules load only in the modes that serve it: a worker starts without them.
+    from api.app import create_app
+    from api.deps import build_api_services
+    from api.routes.runs import ESCALATION_HOURS
+
     services = build_api_services(core.settings, store=core.store, backends=core.backends())
     services.stripe_webhook = stripe_webhook(core.settings)
     services.drafter_reachable = core.drafter_status.reachable

@@ -16,9 +16,8 @@ import gzip
 import hashlib
 from functools import cache
 from importlib import resources
+from importlib.metadata import version
 from typing import Any
-
-import bpe_openai
 
 from services.errors import PaymentsAgentError
 
@@ -44,7 +43,7 @@ def verify_vocabulary(data: bytes, *, expected_sha256: str = O200K_BASE_SHA256) 
     actual = hashlib.sha256(data).hexdigest()
     if actual != expected_sha256:
         raise VocabularyError(
-            f"{ENCODING_NAME} vocabulary from bpe-openai {bpe_openai.__version__} has sha256 "
+            f"{ENCODING_NAME} vocabulary from bpe-openai {version('bpe-openai')} has sha256 "
             f"{actual}, expected {expected_sha256}: token counts would be wrong"
         )
 
@@ -73,7 +72,7 @@ def verify_encoder(encoder: Any, tokens: dict[int, bytes]) -> None:
     # as a different string.
     if encoder.decode(ids) != "".join(texts):
         raise VocabularyError(
-            f"bpe-openai {bpe_openai.__version__}: its compiled-in {ENCODING_NAME} vocabulary "
+            f"bpe-openai {version('bpe-openai')}: its compiled-in {ENCODING_NAME} vocabulary "
             "differs from the verified o200k_base.tiktoken it ships"
         )
 
@@ -87,6 +86,10 @@ def o200k_encoding() -> Any:
     from bpe_openai import _bindings
 
     verify_encoder(_bindings.tokenizer_for_encoding(ENCODING_NAME), parse_vocabulary(data))
+    # Imported here: loading the encoder takes about 0.4 s, paid by the first count, not
+    # by every process start (a worker is ready before it drafts anything).
+    import bpe_openai
+
     return bpe_openai.get_encoding(ENCODING_NAME)
 
 
