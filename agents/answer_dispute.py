@@ -67,7 +67,8 @@ async def answer_dispute(state: DisputeState, runtime: Runtime[WorkflowContext])
         )
         event, files = "dispute_accepted", {}
     else:
-        evidence = {k: str(v) for k, v in (proposal.get("evidence") or {}).items()}
+        drafted = version.evidence if version.evidence is not None else proposal.get("evidence")
+        evidence = {k: str(v) for k, v in (drafted or {}).items()}
         files = await _upload_files(ctx, state, proposal)
         evidence.update(files)
         answered = await ctx.retry(

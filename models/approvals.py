@@ -38,12 +38,14 @@ class ResolutionVersion:
     reason: str
     author: str  # the drafter ("drafter:rules") or the reviewer who modified it
     author_identity: str | None  # None for the draft
+    # A chargeback's evidence (text fields) as this version would submit it; None: none.
+    evidence: dict[str, str] | None = None
 
     def describe(self) -> str:
         return f"v{self.number} {self.action} {self.amount} {self.currency.upper()}"
 
     def as_dict(self) -> dict[str, Any]:
-        return {
+        found = {
             "version": self.number,
             "action": self.action,
             "amount": str(self.amount),
@@ -51,6 +53,7 @@ class ResolutionVersion:
             "reason": self.reason,
             "author": self.author,
         }
+        return found | ({"evidence": self.evidence} if self.evidence is not None else {})
 
 
 @dataclass(frozen=True)
@@ -108,6 +111,7 @@ def resolution_versions(
             reason=str(proposal.get("reason") or ""),
             author=f"drafter:{proposal.get('drafter') or 'unknown'}",
             author_identity=None,
+            evidence=dict(proposal["evidence"]) if proposal.get("evidence") is not None else None,
         )
     ]
     for decision in decisions:
@@ -122,6 +126,9 @@ def resolution_versions(
                     reason=str(modified.get("reason") or ""),
                     author=str(decision.get("reviewer")),
                     author_identity=identity_of(decision),
+                    evidence=(
+                        dict(modified["evidence"]) if modified.get("evidence") is not None else None
+                    ),
                 )
             )
     return versions

@@ -190,6 +190,10 @@ class PolicyHit(Frozen):
     source_file: str
     text: str
     score: float
+    # sha256 of the section's whitespace-normalised text, and the ingestion that wrote it
+    # (policy_versions keeps every version's text by hash, for audit).
+    content_hash: str = ""
+    policy_version: int = 0
 
 
 class PrecedentHit(Frozen):
@@ -228,6 +232,9 @@ class ResolutionProposal(Frozen):
     drafter: str
     fallback_used: bool = False
     fallback_reason: str | None = None
+    # What the draft rested on: the cited sections' hashes, prompt version, drafter and
+    # model, review thresholds (set by generate_resolution).
+    provenance: dict[str, Any] | None = None
 
 
 class LLMCall(Frozen):
@@ -256,6 +263,18 @@ class ModifiedResolution(BaseModel):
     reason: str = Field(min_length=1, max_length=2000)
 
 
+class ChargebackAnswer(BaseModel):
+    """A reviewer's change to a chargeback's answer: contest it with this evidence (text
+    fields; file evidence stays as drafted), or accept it. The amount is the dispute's."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    action: Literal["contest", "accept"]
+    amount: Decimal = Field(default=Decimal("0"), ge=0, max_digits=12, decimal_places=2)
+    reason: str = Field(min_length=1, max_length=2000)
+    evidence: dict[str, str] = Field(default_factory=dict)
+
+
 ReviewChannel = Literal["api", "link", "page", "system"]
 
 
@@ -263,7 +282,7 @@ class ReviewDecision(Frozen):
     decision: Literal["approved", "rejected"]
     reviewer: str
     comments: str = ""
-    modified_resolution: ModifiedResolution | None = None
+    modified_resolution: ModifiedResolution | ChargebackAnswer | None = None
     channel: ReviewChannel = "api"
     decided_at: datetime
     round: int = 1

@@ -9,10 +9,12 @@ was given on; a worker resumes the run.
 from __future__ import annotations
 
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 from models.approvals import approval_state, identity_of
 from models.domain import (
+    ChargebackAnswer,
     CRMData,
     ModifiedResolution,
     PaymentData,
@@ -21,6 +23,11 @@ from models.domain import (
 )
 from services.drafting.guardrails import check_modification, describe
 from services.errors import ConflictError, InvalidRequestError, NotFoundError
+from services.integrations.protocols import (
+    EVIDENCE_TEXT_MAX_CHARS,
+    EVIDENCE_TOTAL_MAX_CHARS,
+    TEXT_EVIDENCE_FIELDS,
+)
 from services.metrics import DECISIONS
 from services.persistence.store import WorkflowStore
 from services.review.reviewers import Reviewer
@@ -54,7 +61,7 @@ async def record_decision(
     reviewer: Reviewer,
     channel: ReviewChannel,
     comments: str,
-    modified: ModifiedResolution | None,
+    modified: ModifiedResolution | ChargebackAnswer | None,
     version: int | None,
     now: datetime,
 ) -> ReviewDecision:
@@ -90,12 +97,11 @@ async def record_decision(
             f"{reviewer.name} has already approved version {current.number} of run {run_id}; "
             "the next approval must come from a different reviewer"
         )
-    if modified is not None and run.get("kind") == "chargeback":
-        raise InvalidRequestError(
-            "a chargeback's answer is approved or rejected as drafted; modifying it is not "
-            "supported yet"
-        )
-    if modified is not None:
+    if run.get("kind") == "chargeback" and modified is not None:
+        modified = _checked_answer(modified, decision=decision, amount=current.amount)
+    elif isinstance(modified, ChargebackAnswer):
+        raise InvalidRequestError("contest and accept answer chargebacks only")
+    elif modified is not None:
         if decision != "approved":
             raise InvalidRequestError("a modified resolution comes with an approval")
         crm = CRMData.model_validate(run["crm_data"])
@@ -124,3 +130,33 @@ async def record_decision(
     await store.record_decision(run_id=run_id, decision=recorded, proposal_before=current.as_dict())
     DECISIONS.labels(decision=decision, channel=channel).inc()
     return recorded
+
+
+def _checked_answer(
+    modified: ModifiedResolution | ChargebackAnswer, *, decision: str, amount: Decimal
+) -> ChargebackAnswer:
+    """A chargeback's changed answer: contest or accept, with text evidence within
+    Stripe's fields and limits; the amount is the dispute's, whatever was sent."""
+    if not isinstance(modified, ChargebackAnswer):
+        raise InvalidRequestError(
+            "a chargeback's answer is changed with action contest or accept (and evidence)"
+        )
+    if decision != "approved":
+        raise InvalidRequestError("a changed answer comes with an approval")
+    unknown = sorted(set(modified.evidence) - TEXT_EVIDENCE_FIELDS)
+    if unknown:
+        raise InvalidRequestError(
+            f"not text evidence fields of a Stripe dispute: {', '.join(unknown)[:300]}"
+        )
+    too_long = [f for f, text in modified.evidence.items() if len(text) > EVIDENCE_TEXT_MAX_CHARS]
+    if too_long or sum(len(t) for t in modified.evidence.values()) > EVIDENCE_TOTAL_MAX_CHARS:
+        raise InvalidRequestError(
+            f"evidence too long (each field at most {EVIDENCE_TEXT_MAX_CHARS} characters, "
+            f"all at most {EVIDENCE_TOTAL_MAX_CHARS})"
+        )
+    evidence = {f: t.strip() for f, t in modified.evidence.items() if t.strip()}
+    if modified.action == "contest" and not evidence:
+        raise InvalidRequestError("contesting needs evidence")
+    return modified.model_copy(
+        update={"amount": amount, "evidence": evidence if modified.action == "contest" else {}}
+    )

@@ -8,7 +8,7 @@ Either way the decision goes through workflows.decisions.record_decision.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Request
@@ -28,7 +28,7 @@ from api.pages import (
 )
 from api.routes.dashboard import DECIDED_COOKIE, external_links
 from api.routes.workflows import parse_run_id
-from models.domain import ModifiedResolution, ResolutionAction, ReviewChannel
+from models.domain import ChargebackAnswer, ModifiedResolution, ResolutionAction, ReviewChannel
 from services.errors import ForbiddenError, InvalidRequestError, NotFoundError, PaymentsAgentError
 from services.review.links import InvalidTokenError, ReviewClaims
 from services.review.notifications import ReviewFacts
@@ -48,12 +48,16 @@ class DecisionForm:
     reason: str = ""
     comments: str = ""
     version: str = ""
+    # A chargeback's evidence text fields, from the form's `evidence_<field>` inputs.
+    evidence: dict[str, str] = field(default_factory=dict)
 
     def shown_version(self) -> int | None:
         """The version the page showed (a hidden field); None from an older page."""
         return int(self.version) if self.version.strip().isdigit() else None
 
-    def parse(self) -> tuple[str, ModifiedResolution | None]:
+    def parse(
+        self, *, chargeback: bool = False
+    ) -> tuple[str, ModifiedResolution | ChargebackAnswer | None]:
         """(decision, modification) from the form; InvalidRequestError (422) when unusable."""
         if len(self.comments) > MAX_COMMENTS:
             raise InvalidRequestError(f"comments are limited to {MAX_COMMENTS} characters")
@@ -63,6 +67,18 @@ class DecisionForm:
             return "rejected", None
         if self.decision != "modify":
             raise InvalidRequestError("choose approve, modify or reject")
+        if chargeback:
+            try:
+                answer = ChargebackAnswer.model_validate(
+                    {
+                        "action": self.action,
+                        "reason": self.reason.strip() or self.comments.strip(),
+                        "evidence": self.evidence,
+                    }
+                )
+            except ValidationError as exc:
+                raise InvalidRequestError(f"modification refused: {_problems(exc)}") from None
+            return "approved", answer
         try:
             modified = ModifiedResolution.model_validate(
                 {
@@ -72,11 +88,19 @@ class DecisionForm:
                 }
             )
         except ValidationError as exc:
-            problems = "; ".join(
-                f"{'.'.join(str(p) for p in e['loc']) or 'form'}: {e['msg']}" for e in exc.errors()
-            )
-            raise InvalidRequestError(f"modification refused: {problems}") from None
+            raise InvalidRequestError(f"modification refused: {_problems(exc)}") from None
         return "approved", modified
+
+
+def _problems(exc: ValidationError) -> str:
+    return "; ".join(
+        f"{'.'.join(str(p) for p in e['loc']) or 'form'}: {e['msg']}" for e in exc.errors()
+    )
+
+
+async def _is_chargeback(services: ApiServices, run_id: str) -> bool:
+    head = await services.store.run_head(run_id)
+    return head is not None and head.get("kind") == "chargeback"
 
 
 def _verify_link(services: ApiServices, token: str, run_id: str) -> ReviewClaims:
@@ -222,7 +246,12 @@ async def submit_review(
     version: Annotated[str, Form(max_length=8)] = "",
 ) -> Response:
     """Record the decision under the link's or the session's reviewer."""
-    form = DecisionForm(decision, action, amount, reason, comments, version)
+    evidence = {
+        str(key).removeprefix("evidence_"): str(value)
+        for key, value in (await request.form()).items()
+        if str(key).startswith("evidence_") and isinstance(value, str)
+    }
+    form = DecisionForm(decision, action, amount, reason, comments, version, evidence)
     try:
         run_id = parse_run_id(run_id)
         if token:
@@ -244,7 +273,7 @@ async def _submit_link(
     reviewer = await _link_reviewer(services, claims)
     consumed = False
     try:
-        verdict, modified = form.parse()
+        verdict, modified = form.parse(chargeback=await _is_chargeback(services, run_id))
         # Reserve the token first (atomic: a concurrent second use gets 409), and give it
         # back if the decision is refused, so a reviewer can correct a rejected modification.
         await services.used_tokens.consume(claims)
@@ -317,7 +346,7 @@ async def _submit_page(
 ) -> Response:
     reviewer = session.reviewer
     try:
-        verdict, modified = form.parse()
+        verdict, modified = form.parse(chargeback=await _is_chargeback(services, run_id))
         recorded = await record_decision(
             services.store,
             run_id=run_id,

@@ -17,7 +17,7 @@ from api.auth import ApiReviewer, require_api_reviewer
 from api.deps import Services
 from api.schemas import DecisionAccepted, PendingReviews, error_responses
 from models.approvals import approval_state
-from models.domain import ModifiedResolution
+from models.domain import ChargebackAnswer, ModifiedResolution
 from services.errors import ForbiddenError
 from workflows.decisions import record_decision
 
@@ -34,7 +34,11 @@ class DecisionRequest(BaseModel):
     decision: Literal["approved", "rejected"]
     reviewer_name: str | None = Field(default=None, min_length=1, max_length=200)
     comments: str = Field(default="", max_length=4000)
-    modified_resolution: ModifiedResolution | None = None
+    modified_resolution: ModifiedResolution | ChargebackAnswer | None = Field(
+        default=None,
+        description="A changed resolution (approval with a modification). For a chargeback: "
+        "`{action: contest|accept, reason, evidence: {text field: text}}`.",
+    )
     version: int | None = Field(
         default=None,
         ge=1,

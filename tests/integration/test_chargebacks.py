@@ -8,7 +8,7 @@ from decimal import Decimal
 
 import pytest
 
-from services.errors import ConflictError
+from services.errors import ConflictError, InvalidRequestError
 from services.review.reviewers import Reviewer, ReviewerKeys
 from tests.fakes.services import NOW
 from tests.integration.conftest import Harness
@@ -238,3 +238,111 @@ async def test_the_desk_lists_chargebacks_by_deadline_with_the_outcome_and_the_w
         assert 'id="evidence-due"' in page.text and "fraudulent" in page.text
         assert 'id="chargeback-history"' in page.text
     assert late.status == soon.status == "pending"
+
+
+async def test_a_reviewer_edits_the_evidence_and_exactly_that_is_submitted(
+    harness: Harness, alice: Reviewer
+) -> None:
+    from models.domain import ChargebackAnswer
+
+    keys = ReviewerKeys(harness.store.engine)
+    bob = await keys.verify((await keys.create("bob")).key)
+    assert bob is not None
+    harness.world.add_dispute("dp_edit", "ch_1", reason="subscription_canceled")
+    dual = harness.with_context(review_rules=ReviewRules(dual_approval_min_amount=Decimal("50")))
+    run = await dual.runner.start(case_id="dp_edit", kind="chargeback")
+    edited = ChargebackAnswer(
+        action="contest",
+        reason="rebuttal rewritten",
+        evidence={"cancellation_rebuttal": "The customer renewed on 1 October; see the log."},
+    )
+    with pytest.raises(InvalidRequestError, match="not text evidence"):
+        await record_decision(
+            dual.store,
+            run_id=run.run_id,
+            case_id=None,
+            decision="approved",
+            reviewer=alice,
+            channel="api",
+            comments="",
+            modified=edited.model_copy(update={"evidence": {"refund_policy": "text"}}),
+            version=None,
+            now=NOW,
+        )
+    await record_decision(
+        dual.store,
+        run_id=run.run_id,
+        case_id=None,
+        decision="approved",
+        reviewer=alice,
+        channel="api",
+        comments="",
+        modified=edited,
+        version=None,
+        now=NOW,
+    )
+    await dual.driver.advance(run.run_id)
+    assert dual.payments.submissions == []  # version 2 needs a second reviewer (99.00 > 50)
+    with pytest.raises(ConflictError, match="shown version 1"):
+        await approve(dual, run.run_id, bob)  # bob's page showed the draft
+    found = await row(dual, run.run_id)
+    assert found["status"] == "pending", found["status"]
+    await record_decision(
+        dual.store,
+        run_id=run.run_id,
+        case_id=None,
+        decision="approved",
+        reviewer=bob,
+        channel="api",
+        comments="",
+        modified=None,
+        version=2,
+        now=NOW,
+    )
+    await dual.driver.advance(run.run_id)
+    assert (await row(dual, run.run_id))["status"] == "completed"
+    [(key, evidence)] = dual.payments.submissions
+    assert evidence["cancellation_rebuttal"] == "The customer renewed on 1 October; see the log."
+    assert "product_description" not in evidence  # the edited version replaces the draft's text
+
+
+async def test_the_review_page_edits_a_chargebacks_evidence(harness: Harness) -> None:
+    import re
+
+    import httpx
+
+    from api.app import create_app
+    from api.deps import ApiServices
+
+    harness.world.add_dispute("dp_page", "ch_1", reason="subscription_canceled")
+    run = await harness.runner.start(case_id="dp_page", kind="chargeback")
+    key = (await ReviewerKeys(harness.store.engine).create("carol")).key
+    services = ApiServices(store=harness.store, backends={}, clock=lambda: NOW)
+    transport = httpx.ASGITransport(app=create_app(services))
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
+        await http.post("/login", data={"api_key": key, "next": "/"})
+        page = await http.get(f"/review/{run.run_id}")
+        assert 'name="evidence_cancellation_rebuttal"' in page.text
+        assert '<option value="contest"' in page.text
+        csrf = re.search(r'name="csrf" value="([^"]+)"', page.text)
+        assert csrf is not None
+        posted = await http.post(
+            f"/review/{run.run_id}",
+            data={
+                "decision": "modify",
+                "action": "contest",
+                "reason": "clearer rebuttal",
+                "evidence_cancellation_rebuttal": "No cancellation before the renewal.",
+                "evidence_uncategorized_text": "",
+                "version": "1",
+                "csrf": csrf.group(1),
+            },
+        )
+        assert posted.status_code == 303, posted.text
+    [decision] = await harness.store.decisions_for_run(run.run_id)
+    assert decision["modified_resolution"] == {
+        "action": "contest",
+        "amount": "99.00",
+        "reason": "clearer rebuttal",
+        "evidence": {"cancellation_rebuttal": "No cancellation before the renewal."},
+    }
