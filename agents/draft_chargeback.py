@@ -61,6 +61,7 @@ async def draft_chargeback_response(state: DisputeState, ctx: WorkflowContext) -
         amount=charge.amount,
         customer_segment=crm.account.segment,
         k=3,
+        exclude_case_id=crm.case.case_id,
     )
     evidence: dict[str, str] = {}
     sources: dict[str, str] = {}

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import Any
 
 from langgraph.runtime import Runtime
 
 from agents.draft_chargeback import draft_chargeback_response, fraud_warning_proposal
-from models.domain import BillingData, CRMData, PaymentData
+from models.domain import BillingData, CRMData, DraftResult, PaymentData
 from models.state import DisputeState
 from services.drafting.context import DraftingContext
-from workflows.context import WorkflowContext
+from services.drafting.prompt import PROMPT_VERSION
+from workflows.context import ReviewRules, WorkflowContext
 
 # Prompt context caps (docs/architecture.md, "Drafting"): the drafter never sees more.
 MAX_POLICIES = 3
@@ -43,6 +45,7 @@ async def generate_resolution(
         amount=case.amount,
         customer_segment=crm.account.segment,
         k=MAX_PRECEDENTS,
+        exclude_case_id=case.case_id,
     )
     context = DraftingContext(
         run_id=state["run_id"],
@@ -59,8 +62,11 @@ async def generate_resolution(
         precedents=precedents[:MAX_PRECEDENTS],
     )
     result = await ctx.drafter.draft(context=context)
+    proposal = result.proposal.model_copy(
+        update={"provenance": provenance(context, result, ctx.review_rules)}
+    )
     return {
-        "proposal": result.proposal.model_dump(mode="json"),
+        "proposal": proposal.model_dump(mode="json"),
         "retrieved": {
             "policies": [
                 {
@@ -87,4 +93,25 @@ async def generate_resolution(
             ],
         },
         "costs": [call.model_dump(mode="json") for call in result.calls],
+    }
+
+
+def provenance(context: DraftingContext, result: DraftResult, rules: ReviewRules) -> dict[str, Any]:
+    """What a draft rested on: the sections it saw (by content hash and ingestion version),
+    the prompt version, the drafter and model, and the review thresholds in force."""
+    models = [call.model for call in result.calls]
+    return {
+        "policies": [
+            {
+                "policy_id": p.policy_id,
+                "section": p.section,
+                "content_hash": p.content_hash,
+                "policy_version": p.policy_version,
+            }
+            for p in context.policies
+        ],
+        "prompt_version": PROMPT_VERSION,
+        "drafter": result.proposal.drafter,
+        "model": models[-1] if models else None,
+        "review_thresholds": {k: str(v) for k, v in asdict(rules).items()},
     }

@@ -208,6 +208,12 @@ class RunStatus(BaseModel):
     validation: dict[str, Any] | None
     dispute_label: str | None = Field(description="The CRM's own label for the dispute.")
     proposal: dict[str, Any] | None
+    provenance: dict[str, Any] | None = Field(
+        default=None,
+        description="What the draft rested on: the cited policy sections' content hashes "
+        "and ingestion versions, the prompt version, the drafter and model, and the review "
+        "thresholds in force.",
+    )
     review: ReviewState
     payouts: list[PayoutOut]
     decisions: list[DecisionRecord]

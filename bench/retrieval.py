@@ -3,9 +3,11 @@
     uv run python bench/retrieval.py [--sizes 10000,100000] [--queries 200] [--keep DIR]
 
 Prints:
-- recall@3 of search_policies on the labelled set (tests/data/policy_queries.json), also
-  with the query as generate_resolution builds it ("<dispute type>: <description>"), and
-  the dense-only ranking for comparison;
+- recall@3 of search_policies on both labelled sets: the sandbox policies
+  (tests/data/policy_queries.json) and a second collection in another company's hand
+  (tests/data/policies_b/, tests/data/policies_b_queries.json), each also with the query
+  as generate_resolution builds it ("<dispute type>: <description>"), and the dense-only
+  ranking for comparison;
 - top-3 similar_cases latency p50 / p95, query embedding included, with 10k and 100k
   stored resolutions, and its parts (embedding, Chroma);
 - top-3 search_policies latency p50 / p95;
@@ -60,6 +62,8 @@ from tools.write_policies import write_policies  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 LABELLED = ROOT / "tests" / "data" / "policy_queries.json"
+LABELLED_B = ROOT / "tests" / "data" / "policies_b_queries.json"
+POLICIES_B = ROOT / "tests" / "data" / "policies_b"
 SEGMENTS = ("standard", "premium", "enterprise")
 TYPES = (
     "duplicate_charge",
@@ -102,13 +106,18 @@ async def recall(store: ChromaPolicyStore, items: list[dict[str, str]], *, typed
     return found / len(items)
 
 
-async def bench_recall(embedder: MiniLMEmbedder, workdir: Path) -> None:
-    items = json.loads(LABELLED.read_text())["items"]
-    write_policies(workdir / "policies")
-    store = ChromaPolicyStore(client_at(workdir / "policies-db"), embedder, cache_size=0)
-    report = await store.ingest_policies(directory=workdir / "policies")
-    print(f"labelled set: {len(items)} descriptions, {report.chunks_written} policy chunks")
-    for split in ("tuning", "holdout", None):
+async def recall_of_set(
+    embedder: MiniLMEmbedder, name: str, policies: Path, labelled: Path, db: Path
+) -> ChromaPolicyStore:
+    items = json.loads(labelled.read_text())["items"]
+    store = ChromaPolicyStore(client_at(db), embedder, cache_size=0)
+    report = await store.ingest_policies(directory=policies)
+    print(
+        f"labelled set {name} ({labelled.name}): {len(items)} descriptions, "
+        f"{report.chunks_written} policy chunks"
+    )
+    splits = [s for s in ("tuning", "holdout") if any(i.get("split") == s for i in items)]
+    for split in [*splits, None]:
         subset = [i for i in items if split is None or i.get("split") == split]
         print(
             f"  recall@3 {split or 'all':8} {await recall(store, subset, typed=False):.3f}"
@@ -119,20 +128,32 @@ async def bench_recall(embedder: MiniLMEmbedder, workdir: Path) -> None:
     saved = (
         chroma_store.LEXICAL_WEIGHT,
         chroma_store.DENSE_WEIGHT,
+        chroma_store.HEADING_WEIGHT,
         chroma_store.INFORMATIVE_FACTOR,
         chroma_store.POLICY_WEIGHT,
     )
     chroma_store.LEXICAL_WEIGHT, chroma_store.DENSE_WEIGHT = 0.0, 1.0
+    chroma_store.HEADING_WEIGHT = 0.0
     chroma_store.INFORMATIVE_FACTOR, chroma_store.POLICY_WEIGHT = 1.0, 0.0
     dense = await recall(store, items, typed=False)
     print(f"  recall@3 all, dense similarity only (baseline): {dense:.3f}")
     (
         chroma_store.LEXICAL_WEIGHT,
         chroma_store.DENSE_WEIGHT,
+        chroma_store.HEADING_WEIGHT,
         chroma_store.INFORMATIVE_FACTOR,
         chroma_store.POLICY_WEIGHT,
     ) = saved
+    return store
 
+
+async def bench_recall(embedder: MiniLMEmbedder, workdir: Path) -> None:
+    write_policies(workdir / "policies")
+    store = await recall_of_set(
+        embedder, "A", workdir / "policies", LABELLED, workdir / "policies-db"
+    )
+    await recall_of_set(embedder, "B", POLICIES_B, LABELLED_B, workdir / "policies-b-db")
+    items = json.loads(LABELLED.read_text())["items"]
     queries = [i["query"] for i in items]
     # Each query is asked once per round and the cache is off: every call embeds.
     latencies = await timed(
@@ -316,6 +337,9 @@ async def main() -> None:
     parser.add_argument("--sizes", default="10000,100000")
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument("--keep", type=Path, help="work in DIR instead of a temporary one")
+    parser.add_argument(
+        "--recall-only", action="store_true", help="print the recall figures and stop"
+    )
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",") if s]
     print(
@@ -328,6 +352,8 @@ async def main() -> None:
         workdir = args.keep or Path(tmp)
         workdir.mkdir(parents=True, exist_ok=True)
         await bench_recall(embedder, workdir)
+        if args.recall_only:
+            return
         await bench_similar_cases(embedder, workdir, sizes, args.queries)
     bench_throughput(embedder)
     venv_size()

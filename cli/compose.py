@@ -38,6 +38,7 @@ from services.persistence.database import (
     upgrade_schema,
 )
 from services.persistence.jobs import RunJobs, job_app
+from services.persistence.policy_versions import PolicyVersionStore
 from services.persistence.store import WorkflowStore
 from services.queue import DisputeQueue, QueueSender, open_queue, sqs_client
 from services.review.notifications import EmailNotifier, build_notifier
@@ -320,6 +321,8 @@ async def open_workflow(core: Core) -> AsyncIterator[Workflow]:
         # Workers starting together on a shared Chroma server seed it once, not each.
         async with startup_lock(store.engine, SEED_LOCK):
             await seed_knowledge_if_empty(knowledge, settings)
+            # Every section version in the store, kept for audit (idempotent).
+            await PolicyVersionStore(store.engine).record(await knowledge.policy_sections())
         drafter = build_drafter(settings, engine=store.engine)
         notifier = build_notifier(settings, engine=store.engine)
 

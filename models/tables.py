@@ -262,3 +262,20 @@ notifications = Table(
     Column("error", Text),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
 )
+
+# Every version of every ingested policy section, by the hash of its text (migration 0006).
+# The Chroma collection holds the current version only; a proposal cites hashes found here.
+policy_versions = Table(
+    "policy_versions",
+    metadata,
+    Column("id", BigInteger, primary_key=True),
+    Column("policy_id", String(64), nullable=False),
+    Column("section", Text, nullable=False),
+    Column("content_hash", String(64), nullable=False),
+    Column("source_file", String(255), nullable=False),
+    Column("text", Text, nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("ingested_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    UniqueConstraint("policy_id", "section", "content_hash", name="uq_policy_versions_hash"),
+    Index("idx_policy_versions_content_hash", "content_hash"),
+)

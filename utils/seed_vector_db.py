@@ -32,6 +32,12 @@ from services.knowledge.chroma_store import (  # noqa: E402
     IngestReport,
     open_policy_store,
 )
+from services.persistence.database import (  # noqa: E402
+    create_engine,
+    open_database,
+    upgrade_schema,
+)
+from services.persistence.policy_versions import PolicyVersionStore  # noqa: E402
 from services.sandbox.resolutions import HISTORICAL_RESOLUTIONS  # noqa: E402
 from services.settings import Settings  # noqa: E402
 from tools.write_policies import write_policies  # noqa: E402
@@ -92,6 +98,21 @@ async def show_query(store: ChromaPolicyStore, text: str, *, as_json: bool) -> N
             print(f"     {line}")
 
 
+async def record_policy_versions(store: ChromaPolicyStore, settings: Settings) -> None:
+    """Keep every ingested section version in PostgreSQL (policy_versions), for audit."""
+    if settings.postgres_url is None:
+        print("policy versions: recorded at the next start-up (POSTGRES_URL not set)")
+        return
+    database = open_database(settings.postgres_url.get_secret_value(), settings.data_dir)
+    await asyncio.to_thread(upgrade_schema, database.url)
+    engine = create_engine(database)
+    try:
+        added = await PolicyVersionStore(engine).record(await store.policy_sections())
+    finally:
+        await engine.dispose()
+    print(f"policy versions: {added} new recorded")
+
+
 async def run(args: argparse.Namespace, settings: Settings) -> int:
     directory: Path = args.policies_dir or settings.policies_dir
     store = await asyncio.to_thread(open_policy_store, settings)
@@ -112,6 +133,7 @@ async def run(args: argparse.Namespace, settings: Settings) -> int:
             print(f"  {path.name}")
     report = await store.ingest_policies(directory=directory)
     print_report(report, directory)
+    await record_policy_versions(store, settings)
     if not args.skip_precedents:
         seeded = await store.add_resolutions(records=HISTORICAL_RESOLUTIONS)
         print(f"historical resolutions: {seeded} upserted")

@@ -86,6 +86,7 @@ async def run_status(run_id: str, services: Services) -> dict[str, Any]:
         "validation": review.get("validation"),
         "dispute_label": ((run.get("crm_data") or {}).get("case") or {}).get("dispute_label"),
         "proposal": run["resolution_proposal"],
+        "provenance": proposal.get("provenance"),
         "review": {
             "plan": review.get("plan"),
             "awaiting_round": review.get("awaiting_round"),

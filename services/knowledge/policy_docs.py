@@ -1,11 +1,20 @@
 """Read policy documents (.docx) and cut them into retrievable chunks.
 
 Headings, paragraphs, bulleted and numbered lists and tables are read in document order.
+A heading is a paragraph in a Heading style or, as many companies write them, a short
+Normal paragraph set entirely in bold ("3. REPEAT DEBITS", "APPENDIX B - ..."); its level
+comes from the style or from its clause number (3 -> 1, 3.2 -> 2). A bold first paragraph
+repeating the title is the title, not a section.
 A chunk never crosses a section (a heading starts a new one) and never exceeds the
 embedder's window, so nothing is silently truncated. Tables are chunked by rows, each
-chunk repeating the header row (and the paragraph just before the table, its caption),
-so a row such as "6-12 hours | Premium | Full refund | 100% of the disputed charge" is
-always read beside "Outage duration | Customer segment | Compensation | Amount".
+chunk repeating the header (and the paragraph just before the table, its caption), so a
+row such as "6-12 hours | Premium | Full refund | 100% of the disputed charge" is always
+read beside "Outage duration | Customer segment | Compensation | Amount". Merged cells
+are read as Word shows them: a vertically merged cell's text in every row it spans, a
+horizontally merged cell once. A header of several rows (rows marked "repeat as header
+row", or a top row whose cells span down or across) becomes one header line whose labels
+join the rows ("Credit (% of monthly fee) - Business plan"); a row that is one cell across
+the table (a note) is read as that text.
 Administrative sections (document control, revision history) are not indexed; sections
 are tagged informative (purpose, scope, definitions) or normative for ranking.
 """
@@ -39,8 +48,22 @@ DEFAULT_TABLE_ROWS = 3
 # Informative sections say what a policy is about rather than what to do; retrieval ranks
 # them below the normative ones (procedures, matrices, exclusions).
 INFORMATIVE_SECTIONS = frozenset(
-    {"overview", "introduction", "purpose", "scope", "definitions", "background"}
+    {
+        "overview",
+        "introduction",
+        "purpose",
+        "scope",
+        "definitions",
+        "background",
+        "glossary",
+        "terms",
+    }
 )
+# A bold Normal paragraph is read as a heading only if it is this short.
+_BOLD_HEADING_MAX_CHARS = 100
+_BOLD_HEADING_MAX_WORDS = 14
+_CLAUSE_NUMBER = re.compile(r"^(\d+(?:\.\d+)*)\.?\s")
+_APPENDIX = re.compile(r"^(appendix|annex|schedule|attachment)\s+\w+\s*[-\u2013\u2014:.]?\s*", re.I)
 # Administrative sections describe the document, not the rules; they are not indexed.
 ADMINISTRATIVE_SECTIONS = frozenset(
     {
@@ -156,6 +179,50 @@ def _heading_level(paragraph: Paragraph) -> int | None:
     return int(match.group(1)) if match else None
 
 
+def _style_bold(style: object) -> bool | None:
+    """Bold as a paragraph or character style sets it, following its base styles."""
+    while style is not None:
+        bold = getattr(getattr(style, "font", None), "bold", None)
+        if bold is not None:
+            return bool(bold)
+        style = getattr(style, "base_style", None)
+    return None
+
+
+def _all_bold(paragraph: Paragraph) -> bool:
+    runs = [run for run in paragraph.runs if run.text.strip()]
+    if not runs:
+        return False
+    paragraph_bold = _style_bold(paragraph.style)
+    for run in runs:
+        bold = run.bold
+        if bold is None:
+            bold = _style_bold(run.style) if run.style is not None else None
+        if bold is None:
+            bold = paragraph_bold
+        if not bold:
+            return False
+    return True
+
+
+def _bold_heading_level(paragraph: Paragraph, text: str) -> int | None:
+    """The level of a bold Normal paragraph used as a heading, None if it is not one.
+
+    Short, all bold, not a list item, not a sentence or a lead-in (no final . : ; ,).
+    Its clause number gives the level ("3." 1, "3.2" 2); unnumbered ones are level 1.
+    """
+    if (
+        len(text) > _BOLD_HEADING_MAX_CHARS
+        or len(text.split()) > _BOLD_HEADING_MAX_WORDS
+        or text[-1] in ".:;,"
+        or _ListNumbering.num_pr(paragraph) is not None
+        or not _all_bold(paragraph)
+    ):
+        return None
+    match = _CLAUSE_NUMBER.match(text)
+    return len(match.group(1).split(".")) if match else 1
+
+
 class _ListNumbering:
     """Turns Word list paragraphs into "- item" / "n. item", counting per list."""
 
@@ -183,7 +250,7 @@ class _ListNumbering:
                 self._formats[(num.get(qn("w:numId"), ""), ilvl)] = fmt
 
     @staticmethod
-    def _num_pr(paragraph: Paragraph) -> tuple[str, str] | None:
+    def num_pr(paragraph: Paragraph) -> tuple[str, str] | None:
         for element in (paragraph._p, paragraph.style.element if paragraph.style else None):
             if element is None:
                 continue
@@ -201,7 +268,7 @@ class _ListNumbering:
 
     def render(self, paragraph: Paragraph, text: str) -> str:
         style = paragraph.style.name if paragraph.style is not None else ""
-        key = self._num_pr(paragraph)
+        key = self.num_pr(paragraph)
         if key is None or key[0] == "0":  # numId 0: numbering switched off
             return f"- {text}" if style.startswith(("List Number", "List Bullet")) else text
         indent = "  " * int(key[1]) if key[1].isdigit() else ""
@@ -213,21 +280,78 @@ class _ListNumbering:
         return f"{indent}{count}. {text}"
 
 
+def _header_row_count(rows: list[list[object]], flagged: int) -> int:
+    """How many top rows of a table (cells as their <w:tc> elements) are its header."""
+    if 0 < flagged < len(rows):
+        return flagged  # rows marked "repeat as header row"
+    count = 1
+    while count < min(3, len(rows) - 1):
+        above, row = rows[count - 1], rows[count]
+        width = min(len(above), len(row))
+        # A header cell spanning down into this row, or a header cell spanning across
+        # columns that this row tells apart: this row is still header.
+        spans_down = any(row[j] is above[j] for j in range(width))
+        splits = any(
+            above[j] is above[j + 1] and row[j] is not row[j + 1] for j in range(width - 1)
+        )
+        if not (spans_down or splits):
+            break
+        count += 1
+    return count
+
+
+def _join_labels(parts: list[str]) -> str:
+    label = ""
+    for part in parts:
+        if not part or label.endswith(part):
+            continue
+        label = (
+            f"{label} {part}"
+            if label and part.startswith("(")
+            else (f"{label} - {part}" if label else part)
+        )
+    return label
+
+
 def _table_block(table: Table) -> TableBlock | None:
-    rows: list[tuple[str, ...]] = []
+    tcs: list[list[object]] = []
+    texts: list[list[str]] = []
+    flagged = 0
     for row in table.rows:
-        cells: list[str] = []
-        previous = None
-        for cell in row.cells:
-            if previous is not None and cell._tc is previous:
-                continue  # a horizontally merged cell is returned once per grid column
-            previous = cell._tc
-            cells.append(_clean(" ".join(p.text for p in cell.paragraphs)))
-        if any(cells):
-            rows.append(tuple(cells))
-    if not rows:
+        grid_cells = list(row.cells)  # one per grid column; merged cells repeat
+        if not grid_cells:
+            continue
+        texts_row = [_clean(" ".join(p.text for p in cell.paragraphs)) for cell in grid_cells]
+        if not any(texts_row):
+            continue
+        tr_pr = row._tr.trPr
+        if flagged == len(tcs) and tr_pr is not None and tr_pr.find(qn("w:tblHeader")) is not None:
+            flagged += 1
+        tcs.append([cell._tc for cell in grid_cells])
+        texts.append(texts_row)
+    if not tcs:
         return None
-    return TableBlock(header=rows[0], rows=tuple(rows[1:]))
+    header_count = _header_row_count(tcs, flagged)
+    width = max(len(row) for row in tcs)
+    # A grid column wholly merged into the one before it (in every row) is not a column.
+    columns = [
+        j
+        for j in range(width)
+        if j == 0 or any(j >= len(row) or row[j] is not row[j - 1] for row in tcs)
+    ]
+    header = tuple(
+        _join_labels([texts[r][j] for r in range(header_count) if j < len(texts[r])])
+        for j in columns
+    )
+    rows: list[tuple[str, ...]] = []
+    for tc_row, text_row in zip(tcs[header_count:], texts[header_count:], strict=True):
+        cells: list[str] = []
+        for j in range(len(tc_row)):
+            if j > 0 and tc_row[j] is tc_row[j - 1]:
+                continue  # a horizontally merged cell is returned once per grid column
+            cells.append(text_row[j])
+        rows.append(tuple(cells))
+    return TableBlock(header=header, rows=tuple(rows))
 
 
 def _open(path: Path) -> DocxDocument:
@@ -267,6 +391,14 @@ def extract_document(path: Path) -> ExtractedDocument:
             if item.style is not None and item.style.name == "Subtitle":
                 continue  # document metadata (id, date, owner), already in the properties
             level = _heading_level(item)
+            if level is None and item.style is not None:
+                level = _bold_heading_level(item, text)
+                if (
+                    level is not None
+                    and not blocks
+                    and (title is None or text.casefold() == title.casefold())
+                ):
+                    level = 0  # a bold first paragraph that is the title
             if level == 0:
                 title = title or text
             elif level is not None:
@@ -333,7 +465,8 @@ def _pack_rows(
 
 
 def _bare_heading(heading: str) -> str:
-    return re.sub(r"^[\d.\s]+", "", heading).strip().lower()
+    """A heading without its number or appendix label, lower-cased."""
+    return _APPENDIX.sub("", re.sub(r"^[\d.\s]+", "", heading)).strip().lower()
 
 
 def _is_administrative(heading: str) -> bool:
@@ -342,8 +475,9 @@ def _is_administrative(heading: str) -> bool:
 
 def section_role(section: str) -> Literal["informative", "normative"]:
     """Whether a section states what the policy is about or what to do."""
-    top = section.split(" > ")[0]
-    return "informative" if _bare_heading(top) in INFORMATIVE_SECTIONS else "normative"
+    words = re.split(r"\s*(?:,|&|/|\band\b)\s*", _bare_heading(section.split(" > ")[0]))
+    informative = all(word in INFORMATIVE_SECTIONS for word in words if word)
+    return "informative" if informative else "normative"
 
 
 def _sections(blocks: Sequence[Block]) -> Iterator[tuple[str, list[Block]]]:

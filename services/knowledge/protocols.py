@@ -23,8 +23,10 @@ class PolicyStore(Protocol):
         amount: Decimal,
         customer_segment: str,
         k: int = 3,
+        exclude_case_id: str | None = None,
     ) -> list[PrecedentHit]:
-        """The `k` past resolutions most similar to this dispute, best first, with scores."""
+        """The `k` past resolutions most similar to this dispute, best first, with scores;
+        never the resolution of `exclude_case_id` (the querying case's own)."""
         ...
 
     async def add_resolution(self, *, record: ResolutionRecord) -> None:

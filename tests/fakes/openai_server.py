@@ -340,6 +340,14 @@ class FakeOpenAIServer:
             def log_message(self, format: str, *args: Any) -> None:
                 return
 
+            def do_GET(self) -> None:
+                # The drafter's start-up check: one cheap authenticated call (any key here).
+                if self.path.rstrip("/") != "/v1/models":
+                    self._send(404, _error("unknown path", "invalid_request_error", None), {})
+                    return
+                models = [{"id": "gpt-4o-mini", "object": "model", "owned_by": "openai"}]
+                self._send(200, {"object": "list", "data": models}, {})
+
             def do_POST(self) -> None:
                 length = int(self.headers.get("content-length") or 0)
                 raw = self.rfile.read(length) if length else b""

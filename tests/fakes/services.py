@@ -394,7 +394,14 @@ class FakeKnowledge:
         ][:k]
 
     async def similar_cases(
-        self, *, query: str, dispute_type: str, amount: Decimal, customer_segment: str, k: int = 3
+        self,
+        *,
+        query: str,
+        dispute_type: str,
+        amount: Decimal,
+        customer_segment: str,
+        k: int = 3,
+        exclude_case_id: str | None = None,
     ) -> list[PrecedentHit]:
         return [
             PrecedentHit(
@@ -407,6 +414,7 @@ class FakeKnowledge:
                 score=0.9,
             )
             for r in self.stored.values()
+            if r.case_id != exclude_case_id
         ][:k]
 
     async def add_resolution(self, *, record: ResolutionRecord) -> None:

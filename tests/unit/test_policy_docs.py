@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import importlib.util
 import shutil
+import sys
 import tomllib
 from pathlib import Path
 
@@ -269,3 +271,92 @@ def test_reading_a_broken_file_raises_a_domain_error() -> None:
     with pytest.raises(PolicyDocumentError) as raised:
         extract_document(BROKEN / "truncated.docx")
     assert raised.value.source_file == "truncated.docx"
+
+
+POLICIES_B = ROOT / "tests" / "data" / "policies_b"
+
+
+@pytest.fixture(scope="module")
+def files_b() -> dict[str, PolicyFile]:
+    files, skipped = scan_policy_dir(POLICIES_B)
+    assert skipped == []
+    return {f.source_file: f for f in files}
+
+
+def test_bold_paragraphs_are_headings_and_the_bold_title_is_the_title(
+    files_b: dict[str, PolicyFile],
+) -> None:
+    billing = files_b["kc_billing_errors.docx"]
+    assert billing.title == "Billing Error Standard"
+    sections = list(dict.fromkeys(c.section for c in billing.chunks))
+    assert sections == [
+        "Overview",
+        "1. PURPOSE",
+        "2. DEFINITIONS",
+        "3. REPEAT DEBITS",
+        "4. PRICE VARIANCES",
+        "5. TAX AND FOREIGN EXCHANGE",
+    ]  # DOCUMENT CONTROL, a bold heading too, is administrative and not indexed
+    assert not any("BILLING ERROR STANDARD" in c.text for c in billing.chunks)
+    # Terse clauses are text of their section, not headings.
+    repeat = next(c for c in billing.chunks if c.section == "3. REPEAT DEBITS")
+    assert "3.2.1 Every collection beyond the first is returned in full" in repeat.text
+
+
+def test_appendices_are_sections_and_glossaries_informative(
+    files_b: dict[str, PolicyFile],
+) -> None:
+    glossary = next(
+        c for c in files_b["kc_authority_matrix.docx"].chunks if "GLOSSARY" in c.section
+    )
+    assert glossary.section == "APPENDIX A - GLOSSARY"
+    assert glossary.metadata(file_hash="")["role"] == "informative"
+    examples = [c for c in files_b["kc_service_credits.docx"].chunks if "APPENDIX" in c.section]
+    assert examples[0].metadata(file_hash="")["role"] == "normative"
+
+
+def test_two_row_headers_are_joined_and_merged_cells_read_as_word_shows_them(
+    files_b: dict[str, PolicyFile],
+) -> None:
+    schedule = [
+        c.text
+        for c in files_b["kc_service_credits.docx"].chunks
+        if c.section == "3. CREDIT SCHEDULE" and c.kind == "table"
+    ]
+    header = (
+        "Unavailable time in month | Credit (% of monthly fee) - Essential plan | "
+        "Credit (% of monthly fee) - Business plan | Credit (% of monthly fee) - Corporate plan"
+    )
+    assert all(header in text.splitlines() for text in schedule)
+    body = "\n".join(schedule)
+    assert "4 to 12 hours | 10% | 25% | 25%" in body.splitlines()
+    # A note merged across the whole table is read once, not once per column.
+    assert "Credits are capped at 100% of one month's fee." in body.splitlines()
+    # A vertically merged cell is repeated in each row it spans; "(days ...)" joins its label.
+    evidence = "\n".join(
+        c.text for c in files_b["kc_disputed_transactions.docx"].chunks if c.kind == "table"
+    )
+    assert "Reason group | Evidence to submit | Deadline (days from notice)" in evidence
+    assert "Fraud / not authorised | Prior undisputed payments on the same card | 7" in evidence
+    limits = next(c.text for c in files_b["kc_authority_matrix.docx"].chunks if c.kind == "table")
+    assert (
+        "Amount per case (GBP) | Approver - Self-serve and SME accounts | "
+        "Approver - Strategic accounts" in limits
+    )
+
+
+def test_committed_second_collection_is_the_generated_one(tmp_path: Path) -> None:
+    spec = importlib.util.spec_from_file_location(
+        "make_policies_b", POLICIES_B.parent / "make_policies_b.py"
+    )
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclasses look their module up
+    try:
+        spec.loader.exec_module(module)
+    finally:
+        del sys.modules[spec.name]
+    module.write_all(tmp_path)
+    regenerated = {f.source_file: f.content_hash for f in scan_policy_dir(tmp_path)[0]}
+    committed = {f.source_file: f.content_hash for f in scan_policy_dir(POLICIES_B)[0]}
+    assert regenerated == committed
