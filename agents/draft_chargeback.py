@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+from agents.retrieved import retrieved_view
 from models.domain import BillingData, Charge, CRMData, PaymentData, PolicyHit
 from models.state import DisputeState
 from workflows.context import WorkflowContext
@@ -22,7 +23,6 @@ CONTEST, ACCEPT = "contest", "accept"
 CHARGEBACK_DRAFTER = "rules:chargeback"
 FRAUD_WARNING_DRAFTER = "rules:early_fraud_warning"
 MAX_POLICIES = 3
-SNIPPET_CHARS = 600
 DUPLICATE_WINDOW = timedelta(days=3)
 
 # What to search the policies for, by the card network's reason.
@@ -155,8 +155,8 @@ async def draft_chargeback_response(state: DisputeState, ctx: WorkflowContext) -
     files = (
         {"refund_policy": [p.chunk_id for p in policies]} if action == CONTEST and policies else {}
     )
-    won = sum(1 for p in precedents if p.outcome in ("won", "contest:won"))
-    lost = sum(1 for p in precedents if p.outcome in ("lost", "contest:lost"))
+    # Stripe's verdicts on earlier chargebacks of this reason (recorded from its webhooks).
+    history = await ctx.store.chargeback_history(reason, exclude=state["run_id"])
     proposal = {
         "action": action,
         "amount": str(Decimal(str(dispute.get("amount") or charge.amount))),
@@ -171,35 +171,11 @@ async def draft_chargeback_response(state: DisputeState, ctx: WorkflowContext) -
         "evidence": evidence if action == CONTEST else {},
         "evidence_sources": sources if action == CONTEST else {},
         "evidence_files": files,
-        "similar_chargebacks": {"won": won, "lost": lost, "considered": len(precedents)},
+        "similar_chargebacks": {**history, "considered": len(precedents)},
     }
     return {
         "proposal": proposal,
-        "retrieved": {
-            "policies": [
-                {
-                    "id": p.chunk_id,
-                    "policy_id": p.policy_id,
-                    "title": p.title,
-                    "section": p.section,
-                    "source_file": p.source_file,
-                    "score": p.score,
-                    "text": p.text[:SNIPPET_CHARS],
-                }
-                for p in policies
-            ],
-            "precedents": [
-                {
-                    "case_id": p.case_id,
-                    "dispute_type": p.dispute_type,
-                    "amount": str(p.amount),
-                    "outcome": p.outcome,
-                    "score": p.score,
-                    "text": p.text[:SNIPPET_CHARS],
-                }
-                for p in precedents
-            ],
-        },
+        "retrieved": retrieved_view(policies, precedents),
     }
 
 

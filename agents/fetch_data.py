@@ -9,7 +9,7 @@ from typing import Any
 
 from langgraph.runtime import Runtime
 
-from agents.fetch_stripe import fetch_stripe_facts
+from agents.fetch_stripe import fetch_stripe_facts, records_missing
 from models.domain import Charge, CRMData, PaymentData
 from models.state import DisputeState
 from services.errors import NotFoundError
@@ -49,14 +49,7 @@ async def fetch_data(state: DisputeState, runtime: Runtime[WorkflowContext]) -> 
         disputed = await _disputed_charge(ctx, case.charge_id)
     except NotFoundError as exc:
         # An unknown case or account is not worth retrying: the run ends as rejected.
-        return {
-            "validation": {
-                "valid": False,
-                "failed_rule": "records_exist",
-                "reason": exc.message,
-                "checks": [{"rule": "records_exist", "passed": False, "detail": exc.message}],
-            }
-        }
+        return records_missing(exc.message)
     crm = CRMData(case=case, account=account, disputes_last_90d=len(disputes))
     prior: list[dict[str, Any]] = []
     chargeback: dict[str, Any] | None = None

@@ -91,14 +91,7 @@ async def fetch_stripe_facts(state: DisputeState, ctx: WorkflowContext) -> dict[
             ),
         )
     except NotFoundError as exc:
-        return {
-            "validation": {
-                "valid": False,
-                "failed_rule": "records_exist",
-                "reason": exc.message,
-                "checks": [{"rule": "records_exist", "passed": False, "detail": exc.message}],
-            }
-        }
+        return records_missing(exc.message)
     paid = await ctx.store.payouts.paid_against(charge.charge_id)
     charge = charge.model_copy(
         update={
@@ -166,4 +159,16 @@ async def fetch_stripe_facts(state: DisputeState, ctx: WorkflowContext) -> dict[
         "crm_data": crm.model_dump(mode="json"),
         "billing_data": billing.model_dump(mode="json"),
         "payment_data": payment.model_dump(mode="json"),
+    }
+
+
+def records_missing(message: str) -> dict[str, Any]:
+    """The run ends invalid: a case, account or charge it names does not exist."""
+    return {
+        "validation": {
+            "valid": False,
+            "failed_rule": "records_exist",
+            "reason": message,
+            "checks": [{"rule": "records_exist", "passed": False, "detail": message}],
+        }
     }

@@ -8,6 +8,7 @@ from typing import Any
 from langgraph.runtime import Runtime
 
 from agents.draft_chargeback import draft_chargeback_response, fraud_warning_proposal
+from agents.retrieved import retrieved_view
 from models.domain import BillingData, CRMData, DraftResult, PaymentData
 from models.state import DisputeState
 from services.drafting.context import DraftingContext
@@ -17,8 +18,6 @@ from workflows.context import ReviewRules, WorkflowContext
 # Prompt context caps (docs/architecture.md, "Drafting"): the drafter never sees more.
 MAX_POLICIES = 3
 MAX_PRECEDENTS = 3
-# Retrieved text kept in the run for the review page: enough to read, bounded in size.
-SNIPPET_CHARS = 600
 
 
 async def generate_resolution(
@@ -67,31 +66,7 @@ async def generate_resolution(
     )
     return {
         "proposal": proposal.model_dump(mode="json"),
-        "retrieved": {
-            "policies": [
-                {
-                    "id": p.chunk_id,
-                    "policy_id": p.policy_id,
-                    "title": p.title,
-                    "section": p.section,
-                    "source_file": p.source_file,
-                    "score": p.score,
-                    "text": p.text[:SNIPPET_CHARS],
-                }
-                for p in context.policies
-            ],
-            "precedents": [
-                {
-                    "case_id": p.case_id,
-                    "dispute_type": p.dispute_type,
-                    "amount": str(p.amount),
-                    "outcome": p.outcome,
-                    "score": p.score,
-                    "text": p.text[:SNIPPET_CHARS],
-                }
-                for p in context.precedents
-            ],
-        },
+        "retrieved": retrieved_view(context.policies, context.precedents),
         "costs": [call.model_dump(mode="json") for call in result.calls],
     }
 

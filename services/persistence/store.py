@@ -303,6 +303,23 @@ class WorkflowStore:
                 )
             )
 
+    async def chargeback_history(self, reason: str, *, exclude: str) -> dict[str, int]:
+        """Past chargebacks of this reason as Stripe closed them: won, lost, still open."""
+        runs = workflow_states.c
+        won = runs.dispute_outcome["won"].astext
+        query = select(
+            func.count().filter(won == "true").label("won"),
+            func.count().filter(won == "false").label("lost"),
+            func.count().filter(won.is_(None)).label("open"),
+        ).where(
+            runs.kind == "chargeback",
+            runs.payment_data["dispute"]["reason"].astext == reason,
+            runs.run_id != exclude,
+        )
+        async with self._auto.connect() as conn:
+            row = (await conn.execute(query)).one()
+        return {"won": int(row.won), "lost": int(row.lost), "open": int(row.open)}
+
     async def record_step(
         self, run_id: str, *, step: str, detail: dict[str, Any], **columns: Any
     ) -> None:

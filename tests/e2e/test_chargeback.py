@@ -122,6 +122,33 @@ def test_a_signed_chargeback_is_answered_once_after_review(
     )
     runs = query(postgres_url, "SELECT * FROM workflow_states WHERE case_id = %s", dispute_id)
     assert len([r for r in runs if r["status"] == "completed"]) == 1
+
+    # The operator's script signs and posts a sample early fraud warning to the same API.
+    [warning_id] = list(stripe.early_fraud_warnings)[:1]
+    sent = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "utils" / "send_stripe_event.py"),
+            "--type",
+            "radar.early_fraud_warning.created",
+            "--object-id",
+            warning_id,
+            "--url",
+            f"{base}/webhooks/stripe",
+        ],
+        env={**processes.env, **env},
+        cwd=processes.workdir,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert sent.returncode == 0 and "HTTP 200" in sent.stdout, sent.stdout + sent.stderr
+    wait_for(
+        lambda: query(postgres_url, "SELECT 1 FROM workflow_states WHERE case_id = %s", warning_id),
+        timeout=60,
+        what="the posted warning to start its run",
+        log=logs,
+    )
     assert len([s for s in stripe.submitted(dispute_id) if not s.replayed]) <= 1
     assert api.poll() is None and worker.poll() is None
 

@@ -346,3 +346,29 @@ async def test_the_review_page_edits_a_chargebacks_evidence(harness: Harness) ->
         "reason": "clearer rebuttal",
         "evidence": {"cancellation_rebuttal": "No cancellation before the renewal."},
     }
+
+
+async def test_the_draft_shows_how_earlier_chargebacks_of_its_reason_ended(
+    harness: Harness,
+) -> None:
+    harness.world.add_charge("ch_h1", "cus_A", "20.00", days_ago=9)
+    harness.world.add_charge("ch_h2", "cus_A", "21.00", days_ago=8)
+    harness.world.add_charge("ch_h3", "cus_A", "22.00", days_ago=7)
+    for dispute_id, charge in (("dp_h1", "ch_h1"), ("dp_h2", "ch_h2"), ("dp_h3", "ch_h3")):
+        harness.world.add_dispute(dispute_id, charge, reason="fraudulent")
+    await harness.runner.start(case_id="dp_h1", kind="chargeback")
+    await harness.runner.start(case_id="dp_h2", kind="chargeback")
+    for event_id, dispute_id, status in (("e1", "dp_h1", "won"), ("e2", "dp_h2", "lost")):
+        await harness.store.record_dispute_update(
+            message_id=event_id,
+            event_id=event_id,
+            dispute_id=dispute_id,
+            event_type="charge.dispute.closed",
+            status=status,
+            amount=2000,
+            currency="usd",
+        )
+    third = await harness.runner.start(case_id="dp_h3", kind="chargeback")
+    found = await row(harness, third.run_id)
+    history = found["resolution_proposal"]["similar_chargebacks"]
+    assert (history["won"], history["lost"], history["open"]) == (1, 1, 0)
