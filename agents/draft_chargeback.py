@@ -70,7 +70,8 @@ async def draft_chargeback_response(state: DisputeState, ctx: WorkflowContext) -
         evidence[field] = text[:20000]
         sources[field] = source
 
-    put("customer_name", crm.account.name, "CRM account")
+    if crm.account.account_id:  # a customer the CRM does not know has no name to give
+        put("customer_name", crm.account.name, "CRM account")
     if crm.account.email:
         put("customer_email_address", crm.account.email, "CRM account")
     put(

@@ -15,7 +15,7 @@ from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
-from models.domain import CRMCase, CRMData, DisputeType, PaymentData
+from models.domain import BillingData, CRMAccount, CRMCase, CRMData, DisputeType, PaymentData
 from models.state import DisputeState
 from services.errors import NotFoundError
 from workflows.context import WorkflowContext
@@ -70,26 +70,26 @@ async def fetch_stripe_facts(state: DisputeState, ctx: WorkflowContext) -> dict[
             lambda: ctx.crm.find_account_by_stripe_customer(customer_id=charge.customer_id),
             operation="crm.account_by_customer",
         )
-        if account is None or not account.zuora_account_id:
-            raise NotFoundError(
-                f"no CRM account with Stripe customer {charge.customer_id} and a billing account"
-            )
-        zuora_key = account.zuora_account_id
-        billing, charges, history = await asyncio.gather(
-            retry(lambda: ctx.billing.get_billing(account_key=zuora_key), operation="billing"),
-            retry(
-                lambda: ctx.payments.list_charges(
-                    customer_id=charge.customer_id, limit=RECENT_CHARGES
-                ),
-                operation="payments.charges",
-            ),
-            retry(
-                lambda: ctx.crm.list_account_disputes(
-                    account_id=account.account_id, since=ctx.clock() - timedelta(days=90)
-                ),
-                operation="crm.disputes",
-            ),
+        charges = await retry(
+            lambda: ctx.payments.list_charges(customer_id=charge.customer_id, limit=RECENT_CHARGES),
+            operation="payments.charges",
         )
+        if account is None or not account.zuora_account_id:
+            # A chargeback is answered (or lost by default) whether or not the CRM knows the
+            # customer: the run goes on to a reviewer, flagged, with what Stripe says only.
+            account, billing = _unknown_customer(charge.customer_id, account), None
+            history: list[CRMCase] = []
+        else:
+            zuora_key, account_id = account.zuora_account_id, account.account_id
+            billing, history = await asyncio.gather(
+                retry(lambda: ctx.billing.get_billing(account_key=zuora_key), operation="billing"),
+                retry(
+                    lambda: ctx.crm.list_account_disputes(
+                        account_id=account_id, since=ctx.clock() - timedelta(days=90)
+                    ),
+                    operation="crm.disputes",
+                ),
+            )
     except NotFoundError as exc:
         return records_missing(exc.message)
     paid = await ctx.store.payouts.paid_against(charge.charge_id)
@@ -154,6 +154,14 @@ async def fetch_stripe_facts(state: DisputeState, ctx: WorkflowContext) -> dict[
         dispute=dispute,
         fraud_warning=warning,
     )
+    if billing is None:
+        billing = BillingData(
+            account_key="",
+            balance=Decimal("0"),
+            currency=charge.currency,
+            subscriptions=[],
+            data_quality=[NO_ACCOUNT_NOTE],
+        )
     return {
         "customer_id": charge.customer_id,
         "crm_data": crm.model_dump(mode="json"),
@@ -172,3 +180,22 @@ def records_missing(message: str) -> dict[str, Any]:
             "checks": [{"rule": "records_exist", "passed": False, "detail": message}],
         }
     }
+
+
+NO_ACCOUNT_FLAG = "crm_account_not_found"
+NO_ACCOUNT_NOTE = (
+    "no CRM account (or no billing account) has this Stripe customer: facts from Stripe only"
+)
+
+
+def _unknown_customer(customer_id: str, found: CRMAccount | None) -> CRMAccount:
+    """The account a Stripe-started run shows when the CRM has none: named as unknown,
+    flagged, never presented as a real CRM record."""
+    return CRMAccount(
+        account_id=found.account_id if found else "",
+        name=found.name if found else f"unknown (Stripe customer {customer_id})",
+        type=found.type if found else "unknown",
+        segment=found.segment if found else "standard",
+        stripe_customer_id=customer_id,
+        data_quality=[NO_ACCOUNT_NOTE],
+    )

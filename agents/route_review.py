@@ -7,6 +7,7 @@ from typing import Any
 
 from langgraph.runtime import Runtime
 
+from agents.fetch_stripe import NO_ACCOUNT_FLAG
 from models.dispute_types import UNKNOWN_DISPUTE_TYPE_FLAG, is_known_dispute_type
 from models.domain import (
     CRMData,
@@ -47,6 +48,7 @@ async def route_review(state: DisputeState, runtime: Runtime[WorkflowContext]) -
     payment = PaymentData.model_validate(state["payment_data"])
     plan = plan_review(proposal, crm, payment, ctx.review_rules)
     if state.get("kind") == "early_fraud_warning":
+        plan["risk_flags"] = [*plan["risk_flags"], *_account_flags(state)]
         plan = fraud_warning_plan(plan, proposal, ctx.review_rules)
     if ctx.sandbox_systems:
         plan["sandbox_systems"] = list(ctx.sandbox_systems)
@@ -114,7 +116,7 @@ def chargeback_plan(state: DisputeState, rules: ReviewRules) -> ReviewPlan:
         "auto_approve": False,
         "auto_approve_rule": None,
         "required_approvals": 2 if amount > rules.dual_approval_min_amount else 1,
-        "risk_flags": ["chargeback"],
+        "risk_flags": ["chargeback", *_account_flags(state)],
         "dual_approval_min_amount": str(rules.dual_approval_min_amount),
     }
 
@@ -165,3 +167,9 @@ def proposal_flags(proposal: ResolutionProposal, crm: CRMData) -> list[str]:
             f"proposal is {REMEDY_NAMES[offered]}"
         )
     return flags
+
+
+def _account_flags(state: DisputeState) -> list[str]:
+    """`crm_account_not_found` when a Stripe-started run found no CRM or billing account."""
+    notes = ((state.get("crm_data") or {}).get("account") or {}).get("data_quality") or []
+    return [NO_ACCOUNT_FLAG] if any("no CRM account" in n for n in notes) else []

@@ -372,3 +372,17 @@ async def test_the_draft_shows_how_earlier_chargebacks_of_its_reason_ended(
     found = await row(harness, third.run_id)
     history = found["resolution_proposal"]["similar_chargebacks"]
     assert (history["won"], history["lost"], history["open"]) == (1, 1, 0)
+
+
+async def test_a_chargeback_of_a_customer_the_crm_does_not_know_still_reaches_a_reviewer(
+    harness: Harness,
+) -> None:
+    harness.world.add_charge("ch_z", "cus_unknown", "45.00", days_ago=4)
+    harness.world.add_dispute("dp_z", "ch_z", reason="product_not_received")
+    run = await harness.runner.start(case_id="dp_z", kind="chargeback")
+    assert run.status == "pending"  # not lost by default for want of a CRM record
+    found = await row(harness, run.run_id)
+    assert "crm_account_not_found" in found["human_review_data"]["plan"]["risk_flags"]
+    evidence = found["resolution_proposal"]["evidence"]
+    assert evidence and "customer_name" not in evidence  # nothing the CRM did not say
+    assert "facts from Stripe only" in found["billing_data"]["data_quality"][0]
