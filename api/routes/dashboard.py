@@ -289,13 +289,7 @@ async def run_fragment(
     request: Request, run_id: str, services: Services, session: Session
 ) -> Response:
     """The run page's live region, as HTML."""
-    if session is None:
-        return _signed_out()
-    try:
-        context = await _run_context(services, run_id, session)
-    except PaymentsAgentError as exc:
-        return error_page(request, exc, session=session)
-    return render(request, "_run_live.html", context)
+    return await _run_piece(request, run_id, services, session, "_run_live.html")
 
 
 @router.get("/runs/{run_id}/state", response_class=HTMLResponse)
@@ -303,13 +297,23 @@ async def run_state_fragment(
     request: Request, run_id: str, services: Services, session: Session
 ) -> Response:
     """The run's status and state line, as HTML (the review page's live region)."""
+    return await _run_piece(request, run_id, services, session, "_run_state.html")
+
+
+async def _run_piece(
+    request: Request,
+    run_id: str,
+    services: ApiServices,
+    session: PageSession | None,
+    template: str,
+) -> Response:
     if session is None:
         return _signed_out()
     try:
         context = await _run_context(services, run_id, session)
     except PaymentsAgentError as exc:
         return error_page(request, exc, session=session)
-    return render(request, "_run_state.html", context)
+    return render(request, template, context)
 
 
 @router.post("/runs/{run_id}/control", response_class=HTMLResponse)
