@@ -49,9 +49,13 @@ class SandboxCRM:
         self._ledger = ledger
 
     async def get_case(self, *, case_id: str) -> CRMCase:
+        """The case, with the status its last recorded outcome set, as Salesforce keeps it."""
         case = self._data.cases.get(case_id)
         if case is None:
             raise NotFoundError(f"case {case_id} not found in CRM")
+        updates = await self._ledger.entries(kind="case_update", subject_id=case_id)
+        if updates:
+            case = case.model_copy(update={"status": str(updates[-1].payload["status"])})
         return case
 
     async def get_account(self, *, account_id: str) -> CRMAccount:
