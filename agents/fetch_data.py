@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import asyncio
 from datetime import timedelta
-from decimal import Decimal
 from typing import Any
 
 from langgraph.runtime import Runtime
 
-from agents.fetch_stripe import fetch_stripe_facts, records_missing
+from agents.fetch_stripe import fetch_stripe_facts, records_missing, with_ledger
 from models.domain import Charge, CRMData, PaymentData
 from models.state import DisputeState
 from services.errors import NotFoundError
@@ -54,7 +53,7 @@ async def fetch_data(state: DisputeState, runtime: Runtime[WorkflowContext]) -> 
     prior: list[dict[str, Any]] = []
     chargeback: dict[str, Any] | None = None
     if disputed is not None:
-        disputed, prior = await _with_ledger(ctx, disputed, run_id=state["run_id"])
+        disputed, prior = await with_ledger(ctx, disputed, run_id=state["run_id"])
         chargeback = await _open_dispute(ctx, disputed.charge_id)
     payment = PaymentData(
         customer_id=customer_id,
@@ -81,18 +80,6 @@ async def _open_dispute(ctx: WorkflowContext, charge_id: str) -> dict[str, Any] 
         operation="stripe.dispute_of_charge",
     )
     return found.model_dump(mode="json") if found is not None else None
-
-
-async def _with_ledger(
-    ctx: WorkflowContext, charge: Charge, *, run_id: str
-) -> tuple[Charge, list[dict[str, Any]]]:
-    """The charge with what this system already paid against it, which the payment
-    system's figure does not show: credits, and refunds it has not reported yet."""
-    paid = await ctx.store.payouts.paid_against(charge.charge_id)
-    prior = [p for p in paid.payouts if p.run_id != run_id]
-    unreported = max(paid.refunds - charge.amount_refunded, Decimal("0"))
-    charge = charge.model_copy(update={"credited": paid.credits, "refunds_unreported": unreported})
-    return charge, [p.as_dict() for p in prior]
 
 
 async def _disputed_charge(ctx: WorkflowContext, charge_id: str | None) -> Charge | None:

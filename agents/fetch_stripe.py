@@ -15,7 +15,15 @@ from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
-from models.domain import BillingData, CRMAccount, CRMCase, CRMData, DisputeType, PaymentData
+from models.domain import (
+    BillingData,
+    Charge,
+    CRMAccount,
+    CRMCase,
+    CRMData,
+    DisputeType,
+    PaymentData,
+)
 from models.state import DisputeState
 from services.errors import NotFoundError
 from workflows.context import WorkflowContext
@@ -92,13 +100,7 @@ async def fetch_stripe_facts(state: DisputeState, ctx: WorkflowContext) -> dict[
             )
     except NotFoundError as exc:
         return records_missing(exc.message)
-    paid = await ctx.store.payouts.paid_against(charge.charge_id)
-    charge = charge.model_copy(
-        update={
-            "credited": paid.credits,
-            "refunds_unreported": max(paid.refunds - charge.amount_refunded, Decimal("0")),
-        }
-    )
+    charge, prior = await with_ledger(ctx, charge, run_id=state["run_id"])
     if dispute is not None and state.get("kind") == "chargeback":
         reason = str(dispute.get("reason") or "general")
         due = str(dispute.get("evidence_due_by") or "")[:16].replace("T", " ")
@@ -150,7 +152,7 @@ async def fetch_stripe_facts(state: DisputeState, ctx: WorkflowContext) -> dict[
         customer_id=charge.customer_id,
         disputed_charge=charge,
         recent_charges=charges,
-        prior_payouts=[p.as_dict() for p in paid.payouts if p.run_id != state["run_id"]],
+        prior_payouts=prior,
         dispute=dispute,
         fraud_warning=warning,
     )
@@ -199,3 +201,16 @@ def _unknown_customer(customer_id: str, found: CRMAccount | None) -> CRMAccount:
         stripe_customer_id=customer_id,
         data_quality=[NO_ACCOUNT_NOTE],
     )
+
+
+async def with_ledger(
+    ctx: WorkflowContext, charge: Charge, *, run_id: str
+) -> tuple[Charge, list[dict[str, Any]]]:
+    """The charge with what this system already paid against it, which the payment
+    system's figure does not show (credits, refunds it has not reported yet), and those
+    earlier payouts of other runs, for the reviewer."""
+    paid = await ctx.store.payouts.paid_against(charge.charge_id)
+    prior = [p.as_dict() for p in paid.payouts if p.run_id != run_id]
+    unreported = max(paid.refunds - charge.amount_refunded, Decimal("0"))
+    charge = charge.model_copy(update={"credited": paid.credits, "refunds_unreported": unreported})
+    return charge, prior

@@ -105,7 +105,7 @@ async def move_money(state: DisputeState, runtime: Runtime[WorkflowContext]) -> 
     if charge is None:
         raise ExecutionRefused("execution refused: the run has no disputed charge")
     payout = await _payout_for(ctx, state, approval, action, charge.charge_id)
-    payout = await _settle(ctx, state, payout)
+    payout = await _settle(ctx, payout, reason=version.reason or "dispute resolution")
     if payout.state == "pending":
         raise IntegrationError(
             f"{payout.action} {payout.provider_ref} of {payout.amount} {payout.currency} is "
@@ -177,7 +177,7 @@ async def _payout_for(
     )
 
 
-async def _settle(ctx: WorkflowContext, state: DisputeState, payout: Payout) -> Payout:
+async def _settle(ctx: WorkflowContext, payout: Payout, *, reason: str) -> Payout:
     """Bring the payout to what the provider knows; pay only if the provider has nothing."""
     if payout.state in ("succeeded", "failed"):
         return payout
@@ -192,7 +192,6 @@ async def _settle(ctx: WorkflowContext, state: DisputeState, payout: Payout) -> 
     await _check_not_disputed(ctx, payout)
     await _check_cap(ctx, payout)
     await ctx.store.payouts.mark(payout.idempotency_key, "sent")
-    reason = _reason(state)
     try:
         if payout.action == REFUND:
             result: RefundResult | CreditResult = await ctx.retry(
@@ -324,8 +323,3 @@ async def _check_cap(ctx: WorkflowContext, payout: Payout) -> None:
         )
         await ctx.store.payouts.mark(payout.idempotency_key, "failed", failure_reason=reason)
         raise AttentionRequired(f"payout refused: {reason}")
-
-
-def _reason(state: DisputeState) -> str:
-    approval = authorized(state)
-    return approval.current.reason or "dispute resolution"

@@ -40,10 +40,10 @@ async def validate_dispute(
     payment = PaymentData.model_validate(state["payment_data"])
     case, charge = crm.case, payment.disputed_charge
     window_start = ctx.clock() - timedelta(days=ctx.dispute_window_days)
-    others = await ctx.store.other_runs_of_case(case.case_id, exclude=state["run_id"])
     kind = state.get("kind", "dispute")
     if kind == "chargeback":
         return _apply(chargeback_checks(payment.dispute, ctx.clock()))
+    others = await ctx.store.other_runs_of_case(case.case_id, exclude=state["run_id"])
     if kind == "early_fraud_warning":
         return _apply(
             [
