@@ -4,9 +4,14 @@
 date from the state the stream carries, together with the step's audit line, in one
 transaction, so the API and the dashboard read PostgreSQL, not the graph.
 
-Durability is "sync": a step's checkpoint is written before the next step starts. Money,
-the CRM update and the outcome are steps of their own, so a crash after a side effect
-resumes at the step after it, never before (docs/architecture.md, "The run lifecycle").
+Durability is chosen per leg (docs/architecture.md, "The run lifecycle"). A new run's
+first leg, up to the review or up to the money, is read-only or idempotent (fetches,
+validation, a draft cached by its inputs, an e-mail the notification log sends once), so
+it runs with "exit": one checkpoint where it stops, and a crash re-runs it from the start.
+It stops before a money step (`MONEY_STEPS`, a static interrupt), and everything from
+there on runs with "sync": a step's checkpoint is written before the next step starts, so
+a crash after moving money, updating the case or storing the outcome resumes at the step
+after it, never before.
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, cast
+from typing import Any, Literal, cast
 
 from langchain_core.runnables import RunnableConfig
 from langgraph.types import Command, StateSnapshot
@@ -33,6 +38,8 @@ log = logging.getLogger(__name__)
 
 StepCallback = Callable[[str, dict[str, Any]], None]
 FINAL_STATUSES = ("completed", "rejected", "failed", "cancelled")
+# The steps that move money or answer a chargeback: never inside an "exit" leg.
+MONEY_STEPS = ("move_money", "answer_dispute")
 
 
 @dataclass(frozen=True)
@@ -50,6 +57,15 @@ class RunOutcome:
     def durable(self) -> bool:
         """True once the run rests at a checkpoint that needs no further driving now."""
         return not self.retryable and self.status in FINAL_STATUSES + ("pending",)
+
+
+@dataclass(frozen=True)
+class _Leg:
+    """Where one streaming of the graph left the run."""
+
+    values: dict[str, Any] | None  # the state after its last step, None if no step ran
+    awaiting: int | None  # the review round it paused at
+    before_money: bool  # stopped before a money step (a first leg's static interrupt)
 
 
 class WorkflowRunner:
@@ -109,7 +125,7 @@ class WorkflowRunner:
             "status": "running",
             "current_step": "start",
         }
-        return await self._drive(run_id, initial, on_step)
+        return await self._drive(run_id, initial, on_step, first_leg=True)
 
     async def resume(
         self, *, run_id: str, decision: ReviewDecision, on_step: StepCallback | None = None
@@ -130,39 +146,27 @@ class WorkflowRunner:
         return bool(snapshot.next) and not snapshot.interrupts
 
     async def _drive(
-        self, run_id: str, graph_input: Any, on_step: StepCallback | None
+        self,
+        run_id: str,
+        graph_input: Any,
+        on_step: StepCallback | None,
+        *,
+        first_leg: bool = False,
     ) -> RunOutcome:
         config = self._config(run_id)
         with bind_run_id(run_id), traced_run(run_id) as steps:
             # A span and the metrics of each step (services/tracing.py, services/metrics.py).
             config["callbacks"] = [steps]
-            step: str | None = None
-            update: dict[str, Any] = {}
-            values: dict[str, Any] | None = None
-            awaiting: int | None = None
             try:
-                async for mode, chunk in self.graph.astream(
-                    graph_input,
-                    config,
-                    context=self.context,
-                    stream_mode=["updates", "values"],
-                    durability="sync",
-                ):
-                    data = cast(dict[str, Any], chunk)
-                    if mode == "updates":
-                        # One step finished; its full state follows as the next "values".
-                        step, update = next(iter(data.items()))
-                        if step == "__interrupt__":
-                            awaiting = _round_of(update)
-                            step = None
-                        continue
-                    if step is None:
-                        continue  # the input state, or the state at an interrupt
-                    values = data
-                    await self._record_step(run_id, step, update or {}, data)
-                    if on_step is not None:
-                        on_step(step, update or {})
-                    step = None
+                if first_leg:
+                    leg = await self._leg(
+                        run_id, graph_input, config, on_step, durability="exit", stop=MONEY_STEPS
+                    )
+                    if leg.before_money:  # auto-approved: the money steps run checkpointed
+                        after = await self._leg(run_id, None, config, on_step, durability="sync")
+                        leg = _Leg(after.values or leg.values, after.awaiting, False)
+                else:
+                    leg = await self._leg(run_id, graph_input, config, on_step, durability="sync")
             except RetryableStepError as exc:
                 error = {
                     "step": exc.step,
@@ -177,10 +181,54 @@ class WorkflowRunner:
                 return RunOutcome(
                     run_id, "running", exc.step, retryable=True, error=error, park=exc.park
                 )
-            if values is None:  # nothing ran (a resume that only paused again)
+            if leg.values is None:  # nothing ran (a resume that only paused again)
                 return await self.settle(run_id)
             # The stream carried the state the checkpoint holds: no need to read it back.
-            return await self._settle_to(run_id, values, awaiting=awaiting, pending_steps=False)
+            return await self._settle_to(
+                run_id, leg.values, awaiting=leg.awaiting, pending_steps=False
+            )
+
+    async def _leg(
+        self,
+        run_id: str,
+        graph_input: Any,
+        config: RunnableConfig,
+        on_step: StepCallback | None,
+        *,
+        durability: Literal["sync", "exit"],
+        stop: tuple[str, ...] = (),
+    ) -> _Leg:
+        """Stream the graph until it ends or pauses, recording each step as it finishes."""
+        step: str | None = None
+        update: dict[str, Any] = {}
+        values: dict[str, Any] | None = None
+        awaiting: int | None = None
+        before_money = False
+        async for mode, chunk in self.graph.astream(
+            graph_input,
+            config,
+            context=self.context,
+            stream_mode=["updates", "values"],
+            durability=durability,
+            interrupt_before=list(stop) or None,
+        ):
+            data = cast(dict[str, Any], chunk)
+            if mode == "updates":
+                # One step finished; its full state follows as the next "values".
+                step, update = next(iter(data.items()))
+                if step == "__interrupt__":
+                    awaiting = _round_of(update)
+                    before_money = awaiting is None  # the static stop, not a review
+                    step = None
+                continue
+            if step is None:
+                continue  # the input state, or the state at an interrupt
+            values = data
+            await self._record_step(run_id, step, update or {}, data)
+            if on_step is not None:
+                on_step(step, update or {})
+            step = None
+        return _Leg(values, awaiting, before_money)
 
     async def _record_step(
         self, run_id: str, step: str, update: dict[str, Any], values: dict[str, Any]

@@ -7,14 +7,16 @@ Round 1 parks seven disputes, each at its own kill point, then kills the worker 
 - A: Stripe has refunded, its reply is held open (move_money, money in flight);
 - B: update_case is checkpointed (the refund made, the case updated), its row update waits
   on a row lock the test holds;
-- C: Salesforce holds the case read open (fetch_data in flight, after the first checkpoint);
-- D: fetch_data is checkpointed, its row update waits on a row lock the test holds;
+- C: Salesforce holds the case read open (fetch_data in flight);
+- D: fetch_data is done, its row update waits on a row lock the test holds;
 - E: the intake transaction waits on the case's advisory lock the test holds (not committed);
 - F: the intake transaction committed, the graph's first checkpoint waits on a table lock;
 - G: the run is paused for review (wait_human_review).
-A row update that waits on a lock is exactly "between the checkpoint and the row update":
-LangGraph hands the step's state to the runner after the step's checkpoint is written (sync
-durability) and runs the next step only when the runner has recorded it.
+A new run's first leg (up to the review or the money) writes one checkpoint, where it
+stops ("exit" durability), so C, D and F re-run it from the start. From the money on, a
+row update that waits on a lock is exactly "between the checkpoint and the row update":
+LangGraph hands the step's state to the runner after the step's checkpoint is written
+("sync" durability) and runs the next step only when the runner has recorded it.
 
 Rounds 2-6 each start a worker, publish one dispute and SIGKILL the worker as soon as the
 audit shows the `step_completed` row of the target step. Those steps make no vendor call to
@@ -217,8 +219,8 @@ def test_worker_killed_at_every_boundary_loses_nothing_and_pays_once(
         )
 
     row_lock = "SELECT 1 FROM workflow_states WHERE case_id = %s FOR NO KEY UPDATE"
-    # D: while Salesforce delays the case read, lock the row; fetch_data then finishes, is
-    # checkpointed, and its row update waits on the lock.
+    # D: while Salesforce delays the case read, lock the row; fetch_data then finishes and
+    # its row update waits on the lock.
     wait_vendor(salesforce, case_path + case_of["D"], "GET")
     hold("D", row_lock, case_of["D"])
     wait_blocked("D", "D's fetch_data row update to wait on the row lock")
@@ -236,8 +238,8 @@ def test_worker_killed_at_every_boundary_loses_nothing_and_pays_once(
         what="G to pause for review",
         log=logs,
     )
-    # F: no checkpoint can be written; the intake commits the run, the graph's first
-    # checkpoint waits.
+    # F: no checkpoint can be written; the intake commits the run, the checkpoint where its
+    # first leg stops (before the money: it is auto-approved) waits.
     hold("F", "LOCK TABLE checkpoints IN SHARE MODE")
     publish("F")
     wait_for(lambda: run_of(postgres_url, case_of["F"]), timeout=30, what="F's run", log=logs)
@@ -375,10 +377,12 @@ def test_worker_killed_at_every_boundary_loses_nothing_and_pays_once(
         assert salesforce.cases[case_of[dispute.label]]["Status"] == "Resolved"
     assert len(stripe.refunds) == len(DISPUTES) - 1
 
-    # The parked runs resumed where their checkpoints were, not before.
-    # fetch_data read D's case once (update_case's own read asks for fewer fields).
+    # The parked runs resumed where their checkpoints were, not before. D had none (its
+    # first leg had not stopped): fetch_data read its case again on each later attempt
+    # (a worker of rounds 2-6 may have taken it over and been killed too); update_case's
+    # own read asks for fewer fields.
     reads_d = salesforce.requests_to(case_path + case_of["D"], "GET")
-    assert [r for r in reads_d if "CaseNumber" in (r.param("fields") or "")] == reads_d[:1]
+    assert len([r for r in reads_d if "CaseNumber" in (r.param("fields") or "")]) >= 2
     assert len(salesforce.requests_to(case_path + case_of["B"], "PATCH")) == 1
     assert [r.form()["charge"] for r in stripe.requests_to("/v1/refunds", "POST")].count(
         charge_of["B"]

@@ -190,29 +190,40 @@ async def test_checkpoints_of_old_final_runs_are_pruned_and_the_record_kept(
 
 
 async def test_a_run_whose_checkpoint_write_failed_is_continued(harness: Harness) -> None:
-    """The database goes away after a step's writes were saved and before the checkpoint
-    after it: the driver continues the run from there, not settles it as finished."""
+    """The database goes away after the money step's writes were saved and before the
+    checkpoint after it: the driver continues the run from there, not settles it as
+    finished, and the refund is not made again."""
+    started = await harness.runner.start(case_id="500A")
+    await finish_jobs(harness, started.run_id)
+    await harness.store.record_decision(
+        run_id=started.run_id,
+        decision=ReviewDecision(
+            decision="approved", reviewer="alice", decided_at=datetime.now(UTC)
+        ),
+        proposal_before=None,
+    )
     saver = harness.runner.graph.checkpointer
     assert saver is not None
     real_aput = saver.aput
-    puts = 0
+    failed = False
 
     async def failing_aput(*args: Any, **kwargs: Any) -> Any:
-        nonlocal puts
-        puts += 1
-        if puts == 4:
+        nonlocal failed
+        if harness.payments.refunds and not failed:  # the checkpoint after move_money
+            failed = True
             raise psycopg.OperationalError("server closed the connection unexpectedly")
         return await real_aput(*args, **kwargs)
 
     saver.aput = failing_aput  # type: ignore[method-assign]
-    run_id = await new_run(harness)
     with pytest.raises(psycopg.OperationalError):
-        await harness.driver.advance(run_id)
+        await harness.driver.advance(started.run_id)
     saver.aput = real_aput  # type: ignore[method-assign]
-    snapshot = await harness.runner.snapshot(run_id)
+    assert failed
+    snapshot = await harness.runner.snapshot(started.run_id)
     assert snapshot.tasks and not snapshot.next  # the state the driver must not mistake
 
-    assert await harness.driver.reconcile() == 1  # the failed job left it without a driver
-    outcome = await harness.driver.advance(run_id)
-    assert outcome is not None and outcome.status == "pending"
-    assert len(harness.notifier.sent) == 1
+    await finish_jobs(harness, started.run_id)  # the job that failed is over
+    assert await harness.driver.reconcile() == 1  # it left the run without a driver
+    outcome = await harness.driver.advance(started.run_id)
+    assert outcome is not None and outcome.status == "completed"
+    assert len(harness.payments.refunds) == 1
