@@ -45,7 +45,11 @@ async def fetch_data(state: DisputeState, runtime: Runtime[WorkflowContext]) -> 
                 operation="crm.disputes",
             ),
         )
-        disputed = await _disputed_charge(ctx, case.charge_id)
+        # The disputed charge is usually among the recent ones, as Stripe lists them: the
+        # same object a retrieve returns, so no second call for it.
+        disputed = next((c for c in charges if c.charge_id == case.charge_id), None)
+        if disputed is None:
+            disputed = await _disputed_charge(ctx, case.charge_id)
     except NotFoundError as exc:
         # An unknown case or account is not worth retrying: the run ends as rejected.
         return records_missing(exc.message)
@@ -54,7 +58,8 @@ async def fetch_data(state: DisputeState, runtime: Runtime[WorkflowContext]) -> 
     chargeback: dict[str, Any] | None = None
     if disputed is not None:
         disputed, prior = await with_ledger(ctx, disputed, run_id=state["run_id"])
-        chargeback = await _open_dispute(ctx, disputed.charge_id)
+        if disputed.disputed is not False:  # a charge never disputed has no chargeback
+            chargeback = await _open_dispute(ctx, disputed.charge_id)
     payment = PaymentData(
         customer_id=customer_id,
         disputed_charge=disputed,

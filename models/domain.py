@@ -135,6 +135,9 @@ class Charge(Frozen):
     created_at: datetime
     risk_level: RiskLevel = "normal"
     risk_score: int | None = None
+    # Stripe's `disputed`: whether the charge was ever disputed. None where the source does
+    # not say (the dispute lookup then always runs).
+    disputed: bool | None = None
     # What this system already paid against the charge that the payment system's own
     # figure does not show: account credits, and refunds it has not reported yet
     # (services/persistence/payouts.py). Both reduce what may still be refunded.

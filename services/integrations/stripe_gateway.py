@@ -362,6 +362,7 @@ def _charge(data: Mapping[str, Any]) -> Charge:
         created_at=datetime.fromtimestamp(int(data["created"]), UTC),
         risk_level=RISK_LEVELS.get(str(outcome.get("risk_level")), "unknown"),
         risk_score=int(risk_score) if risk_score is not None else None,
+        disputed=bool(data["disputed"]) if "disputed" in data else None,
     )
 
 

@@ -620,6 +620,12 @@ def build_dataset(now: datetime) -> SandboxDataset:
             for handle, fraud_type, age in EARLY_FRAUD_WARNINGS
         )
     }
+    # As Stripe shows it: a charge with a dispute is `disputed`.
+    under_dispute = {d.charge_id for d in disputes.values()}
+    charges = {
+        charge_id: charge.model_copy(update={"disputed": charge_id in under_dispute})
+        for charge_id, charge in charges.items()
+    }
 
     return SandboxDataset(
         accounts={account.account_id: account for account in accounts.values()},

@@ -52,6 +52,7 @@ class FakeWorld:
         due_in: timedelta = timedelta(days=7),
     ) -> Dispute:
         charge = self.charges[charge_id]
+        self.charges[charge_id] = charge.model_copy(update={"disputed": True})  # as Stripe
         self.disputes[dispute_id] = Dispute(
             dispute_id=dispute_id,
             charge_id=charge_id,
@@ -115,6 +116,7 @@ class FakeWorld:
             amount=Decimal(amount),
             created_at=NOW - timedelta(days=days_ago),
             risk_level=risk,  # type: ignore[arg-type]
+            disputed=False,
         )
 
     def add_case(
@@ -252,6 +254,7 @@ class FakePayments:
         self.made: list[RefundResult] = []
         self._keys: dict[str, _Keyed] = {}
         self.refund_requests: list[str] = []
+        self.dispute_lookups: list[str] = []  # charge ids asked `dispute_of_charge`
         self.fail_refunds_with: Exception | None = None
         self.next_status = "succeeded"
         self.files: dict[str, str] = {}
@@ -340,6 +343,7 @@ class FakePayments:
         return self.world.disputes[dispute_id]
 
     async def dispute_of_charge(self, *, charge_id: str) -> Dispute | None:
+        self.dispute_lookups.append(charge_id)
         found = [d for d in self.world.disputes.values() if d.charge_id == charge_id]
         return max(found, key=lambda d: d.created_at) if found else None
 

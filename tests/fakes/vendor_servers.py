@@ -2236,4 +2236,6 @@ def contract_dataset(now: datetime = CONTRACT_NOW) -> SandboxDataset:
             ),
         )
     }
+    # No disputes: every charge is undisputed, as Stripe shows it (`disputed`).
+    charges = {k: c.model_copy(update={"disputed": False}) for k, c in charges.items()}
     return SandboxDataset(accounts=accounts, cases=cases, billing=billing, charges=charges)

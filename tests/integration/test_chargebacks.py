@@ -56,6 +56,22 @@ async def test_a_crm_refund_case_on_a_disputed_charge_is_refused(harness: Harnes
     assert harness.payments.refund_requests == []
 
 
+async def test_the_dispute_lookup_runs_only_for_a_charge_stripe_shows_disputed(
+    harness: Harness,
+) -> None:
+    """fetch_data reads the disputed charge from the customer's charge list and asks for
+    its dispute only when the charge is `disputed`; move_money always asks, fresh."""
+    run = await harness.runner.start(case_id="500A")
+    assert run.status == "pending"
+    assert harness.payments.dispute_lookups == []
+    harness.world.add_charge("ch_2", "cus_A", "49.00", days_ago=5)
+    harness.world.add_case("500B", "001A", "ch_2", "49.00", dispute_type="duplicate_charge")
+    harness.world.add_dispute("dp_2", "ch_2")
+    disputed = await harness.runner.start(case_id="500B")
+    assert disputed.status == "rejected"
+    assert harness.payments.dispute_lookups == ["ch_2"]
+
+
 async def test_a_charge_disputed_after_approval_is_never_refunded(
     harness: Harness, alice: Reviewer
 ) -> None:
