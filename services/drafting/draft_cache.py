@@ -64,14 +64,22 @@ def cache_key(context: DraftingContext, *, drafter: str, prompt_version: str) ->
 
 
 class DraftCache:
-    """Stored drafts by cache key, with a TTL; a TTL of zero disables the cache."""
+    """Stored drafts by cache key, with a TTL; a TTL of zero disables the cache.
+
+    Reads ignore expired rows; a put drops them, at most once per `SWEEP_EVERY` per
+    process, so the hot path is one statement each way.
+    """
+
+    SWEEP_EVERY = timedelta(minutes=5)
 
     def __init__(
         self, engine: AsyncEngine, *, ttl: timedelta, clock: Callable[[], datetime]
     ) -> None:
         self._engine = engine
+        self._auto = engine.execution_options(isolation_level="AUTOCOMMIT")
         self._ttl = ttl
         self._clock = clock
+        self._swept: datetime | None = None
 
     @property
     def enabled(self) -> bool:
@@ -81,7 +89,7 @@ class DraftCache:
         """The unexpired draft stored under `key`, if any."""
         if not self.enabled:
             return None
-        async with self._engine.connect() as conn:
+        async with self._auto.connect() as conn:
             stored = (
                 await conn.execute(
                     select(draft_cache.c.proposal).where(
@@ -95,7 +103,7 @@ class DraftCache:
     async def put(
         self, key: str, *, case_id: str, dispute_type: str, proposal: ResolutionProposal
     ) -> None:
-        """Store `proposal` under `key` (replacing any previous one) and drop expired rows."""
+        """Store `proposal` under `key` (replacing any previous one)."""
         if not self.enabled:
             return
         now = self._clock()
@@ -107,11 +115,13 @@ class DraftCache:
             "expires_at": now + self._ttl,
         }
         statement = insert(draft_cache).values(cache_key=key, **values)
-        async with self._engine.begin() as conn:
+        async with self._auto.connect() as conn:
             await conn.execute(
                 statement.on_conflict_do_update(index_elements=["cache_key"], set_=values)
             )
-            await conn.execute(delete(draft_cache).where(draft_cache.c.expires_at <= now))
+            if self._swept is None or now - self._swept >= self.SWEEP_EVERY:
+                self._swept = now
+                await conn.execute(delete(draft_cache).where(draft_cache.c.expires_at <= now))
 
     async def discard(self, key: str) -> None:
         """Drop the entry under `key`."""

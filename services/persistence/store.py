@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -11,7 +12,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import func, select, text, update
+from sqlalchemy import Update, bindparam, func, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -130,6 +131,31 @@ class StoredDecision:
 
 def _row(mapping: Any) -> dict[str, Any]:
     return dict(mapping._mapping) if mapping is not None else {}
+
+
+@functools.cache
+def _step_statement(columns: tuple[str, ...]) -> Update:
+    """The row mirror of a step that changed `columns`, with its audit line: one statement
+    (a data-modifying CTE), built once per column set and reused with bound values, so
+    SQLAlchemy neither rebuilds nor re-keys it on every step."""
+    audit = (
+        audit_events.insert()
+        .values(
+            run_id=bindparam("run"),
+            step=bindparam("step"),
+            actor="system",
+            event="step_completed",
+            detail=bindparam("detail"),
+        )
+        .returning(audit_events.c.id)
+        .cte("step_audit")
+    )
+    return (
+        update(workflow_states)
+        .where(workflow_states.c.run_id == bindparam("run"))
+        .values({**{name: bindparam(f"v_{name}") for name in columns}, "updated_at": func.now()})
+        .add_cte(audit)
+    )
 
 
 class WorkflowStore:
@@ -325,27 +351,11 @@ class WorkflowStore:
     ) -> None:
         """Mirror a finished step into the run's row, with its audit line, in one transaction."""
         self._check_columns(columns)
-        audit = (
-            audit_events.insert()
-            .values(
-                run_id=run_id,
-                step=step,
-                actor="system",
-                event="step_completed",
-                detail=json.loads(json.dumps(detail, default=str)),
-            )
-            .returning(audit_events.c.id)
-            .cte("step_audit")
-        )
-        # One statement (a data-modifying CTE): the row and its audit line, atomically.
-        statement = (
-            update(workflow_states)
-            .where(workflow_states.c.run_id == run_id)
-            .values(**columns, updated_at=func.now())
-            .add_cte(audit)
-        )
+        params = {f"v_{name}": value for name, value in columns.items()}
+        audit = json.loads(json.dumps(detail, default=str))
+        params |= {"run": run_id, "step": step, "detail": audit}
         async with self._auto.connect() as conn:
-            await conn.execute(statement)
+            await conn.execute(_step_statement(tuple(sorted(columns))), params)
 
     async def record_retryable_failure(
         self, run_id: str, *, step: str, error: dict[str, Any]

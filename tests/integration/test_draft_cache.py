@@ -136,6 +136,33 @@ async def test_drafts_expire_after_the_ttl(server: FakeOpenAIServer, engine: Asy
     assert await rows(engine) == 1  # the expired row was replaced, not kept beside
 
 
+async def test_expired_drafts_are_swept_at_most_every_few_minutes(
+    server: FakeOpenAIServer, engine: AsyncEngine
+) -> None:
+    clock = Clock()
+    cache = DraftCache(engine, ttl=timedelta(hours=1), clock=clock)
+    drafted = drafter(server, engine, clock, ttl_hours=1)  # stores its draft: the first sweep
+    proposal = (await drafted.draft(context=sandbox_context(1042))).proposal
+    await cache.put("a", case_id="1", dispute_type="duplicate_charge", proposal=proposal)
+    assert await rows(engine) == 2
+    clock.now += timedelta(hours=2)  # everything so far has expired
+    await cache.put("b", case_id="2", dispute_type="duplicate_charge", proposal=proposal)
+    assert await rows(engine) == 1  # swept: only "b" is left
+    clock.now += timedelta(hours=2)  # "b" expires
+    await cache.put("c", case_id="3", dispute_type="duplicate_charge", proposal=proposal)
+    assert await rows(engine) == 1  # swept again: only "c"
+    short = DraftCache(engine, ttl=timedelta(minutes=1), clock=clock)
+    await short.put("x", case_id="4", dispute_type="duplicate_charge", proposal=proposal)
+    clock.now += timedelta(minutes=2)  # "x" expires; its cache swept two minutes ago
+    await short.put("y", case_id="5", dispute_type="duplicate_charge", proposal=proposal)
+    assert await rows(engine) == 3  # "c", "y" and the expired "x": no sweep yet
+    assert await short.get("x") is None  # an expired row is never read
+    clock.now += DraftCache.SWEEP_EVERY
+    await short.put("z", case_id="6", dispute_type="duplicate_charge", proposal=proposal)
+    assert await rows(engine) == 2  # "c" (an hour's TTL) and "z"
+    assert await cache.get("c") == proposal
+
+
 async def test_a_ttl_of_zero_disables_the_cache(
     server: FakeOpenAIServer, engine: AsyncEngine
 ) -> None:
