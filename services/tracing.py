@@ -7,9 +7,9 @@ endpoint in batches.
 A run's trace id is its run id (the UUID's 128 bits), so every drive of a run (its start,
 the resume after a decision, a retry on another worker) lands in one trace, found by the
 run id without its dashes. Each drive is a `run` span under a parent that is never
-exported (the run itself); each graph step a span under it (`StepObserver`, a LangGraph
-callback that also records the step's metrics); each external call made through the
-retry policy (services/retry.py) a span under its step.
+exported (the run itself); each graph step a span under it (`traced_step`, entered by the
+node's wrapper, which also records the step's metrics); each external call made through
+the retry policy (services/retry.py) a span under its step.
 """
 
 from __future__ import annotations
@@ -21,7 +21,6 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, Protocol
 from uuid import UUID
 
-from langchain_core.callbacks.base import BaseCallbackHandler
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.trace import NonRecordingSpan, SpanContext, Status, StatusCode, TraceFlags
@@ -118,77 +117,55 @@ def run_trace_context(run_id: str) -> otel_context.Context:
     return trace.set_span_in_context(NonRecordingSpan(parent))
 
 
-class StepObserver(BaseCallbackHandler):
-    """A LangGraph callback: a span and the metrics (services/metrics.py) of each step.
+class StepTrace:
+    """What a traced step returned, for its metrics (the LLM calls its update carries)."""
 
-    It runs inline, so the step's span is the current one while the step runs, and the
-    external calls the step makes are its children.
-    """
-
-    run_inline = True
-
-    def __init__(self, parent: otel_context.Context) -> None:
-        self.parent = parent
-        self.open: dict[UUID, tuple[trace.Span, str, float]] = {}
-
-    def on_chain_start(
-        self,
-        serialized: dict[str, Any] | None,
-        inputs: Any,
-        *,
-        run_id: UUID,
-        metadata: dict[str, Any] | None = None,
-        **kwargs: Any,
-    ) -> None:
-        node = (metadata or {}).get("langgraph_node")
-        if node is None or kwargs.get("name") != node:
-            return  # the graph itself, or a runnable inside a step
-        step = int((metadata or {}).get("langgraph_step") or 0)
-        span = tracer().start_span(
-            str(node),
-            context=self.parent,
-            attributes={"langgraph.node": str(node), "langgraph.step": step},
-        )
-        self.open[run_id] = (span, str(node), time.monotonic())
-        # Never detached here (the step ends in another context); the drive's own span
-        # restores the context it found when it ends (`traced_run`).
-        otel_context.attach(trace.set_span_in_context(span, self.parent))
-
-    def on_chain_end(self, outputs: Any, *, run_id: UUID, **kwargs: Any) -> None:
-        opened = self.open.pop(run_id, None)
-        if opened is None:
-            return
-        span, node, started = opened
-        span.end()
-        observe_step(node, time.monotonic() - started, outcome="ok", update=outputs)
-
-    def on_chain_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
-        opened = self.open.pop(run_id, None)
-        if opened is None:
-            return
-        span, node, started = opened
-        from langgraph.errors import GraphBubbleUp  # loaded with the graph already
-
-        if isinstance(error, GraphBubbleUp):  # an interrupt: the step waits for a decision
-            outcome = "interrupted"
-            span.set_attribute("langgraph.interrupted", True)
-        else:
-            outcome = "error"
-            span.record_exception(error)
-            span.set_status(Status(StatusCode.ERROR, type(error).__name__))
-        span.end()
-        observe_step(node, time.monotonic() - started, outcome=outcome, update=None)
+    update: Any = None
 
 
 @contextmanager
-def traced_run(run_id: str) -> Iterator[StepObserver]:
-    """A `run` span for one drive of the run, current while it lasts, and the callback
-    that traces and measures its steps."""
-    parent = run_trace_context(run_id)
+def traced_step(node: str, *, step: int | None = None) -> Iterator[StepTrace]:
+    """A span and the metrics (services/metrics.py) of one graph step.
+
+    Entered by the node's wrapper (workflows/dispute_workflow.py) inside the drive's `run`
+    span, so the step's span is the current one while it runs and the external calls it
+    makes are its children. An interrupt (`GraphBubbleUp`) is the step waiting for a
+    decision, not an error.
+    """
+    from langgraph.errors import GraphBubbleUp  # loaded with the graph already
+
+    attributes: dict[str, str | int] = {"langgraph.node": node}
+    if step is not None:
+        attributes["langgraph.step"] = step
+    started = time.monotonic()
+    outcome = "ok"
+    result = StepTrace()
     with tracer().start_as_current_span(
-        "run", context=parent, attributes={"payments_agent.run_id": run_id}
+        node, attributes=attributes, record_exception=False, set_status_on_exception=False
     ) as span:
-        yield StepObserver(trace.set_span_in_context(span, parent))
+        try:
+            yield result
+        except GraphBubbleUp:
+            outcome = "interrupted"
+            span.set_attribute("langgraph.interrupted", True)
+            raise
+        except BaseException as error:
+            outcome = "error"
+            span.record_exception(error)
+            span.set_status(Status(StatusCode.ERROR, type(error).__name__))
+            raise
+        finally:
+            observe_step(node, time.monotonic() - started, outcome=outcome, update=result.update)
+
+
+@contextmanager
+def traced_run(run_id: str) -> Iterator[trace.Span]:
+    """A `run` span for one drive of the run, current while it lasts: the graph's steps
+    (`traced_step`) run in tasks that copy this context, so their spans are its children."""
+    with tracer().start_as_current_span(
+        "run", context=run_trace_context(run_id), attributes={"payments_agent.run_id": run_id}
+    ) as span:
+        yield span
 
 
 @contextmanager
@@ -208,11 +185,12 @@ def note_retry(attempt: int, delay: float, reason: str) -> None:
 
 
 __all__ = [
-    "StepObserver",
+    "StepTrace",
     "configure_tracing",
     "external_call",
     "note_retry",
     "run_trace_context",
     "traced_run",
+    "traced_step",
     "tracer",
 ]

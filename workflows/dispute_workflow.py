@@ -16,6 +16,7 @@ import psycopg
 import psycopg_pool
 import sqlalchemy.exc
 from langgraph.checkpoint.base import BaseCheckpointSaver
+from langgraph.config import get_config
 from langgraph.errors import GraphBubbleUp
 from langgraph.graph import END, START, StateGraph
 from langgraph.graph.state import CompiledStateGraph
@@ -24,6 +25,7 @@ from langgraph.runtime import Runtime
 from models.approvals import approval_state
 from models.state import DisputeState
 from services.errors import AttentionRequired, IntegrationError, PaymentsAgentError
+from services.tracing import traced_step
 from workflows.context import WorkflowContext
 
 log = logging.getLogger(__name__)
@@ -98,8 +100,25 @@ def guarded(name: str, node: Node) -> Node:
             return _error_update(name, exc)
         return {**update, "current_step": name}
 
+    return traced(name, run)
+
+
+def traced(name: str, node: Node) -> Node:
+    """Run a node inside its step's span and metrics (services/tracing.traced_step)."""
+
+    async def run(state: DisputeState, *, runtime: Runtime[WorkflowContext]) -> dict[str, Any]:
+        with traced_step(name, step=_step_number()) as step:
+            update = await node(state, runtime=runtime)
+            step.update = update
+            return update
+
     run.__name__ = name
     return run
+
+
+def _step_number() -> int | None:
+    step = get_config().get("metadata", {}).get("langgraph_step")
+    return int(step) if step is not None else None
 
 
 def _error_update(step: str, exc: Exception) -> dict[str, Any]:
@@ -209,7 +228,8 @@ def build_graph(nodes: GraphNodes, checkpointer: BaseCheckpointSaver[Any]) -> Di
     graph = StateGraph(DisputeState, context_schema=WorkflowContext)
     for step in fields(nodes):
         node = getattr(nodes, step.name)
-        graph.add_node(step.name, node if step.name == "handle_error" else guarded(step.name, node))
+        wrap = traced if step.name == "handle_error" else guarded  # guarded is traced too
+        graph.add_node(step.name, wrap(step.name, node))
     graph.add_edge(START, "fetch_data")
     graph.add_conditional_edges("fetch_data", after_fetch)
     graph.add_conditional_edges("validate_dispute", after_validate)

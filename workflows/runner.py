@@ -154,9 +154,9 @@ class WorkflowRunner:
         first_leg: bool = False,
     ) -> RunOutcome:
         config = self._config(run_id)
-        with bind_run_id(run_id), traced_run(run_id) as steps:
-            # A span and the metrics of each step (services/tracing.py, services/metrics.py).
-            config["callbacks"] = [steps]
+        # The drive's span; each step's own span and metrics come from its node's wrapper
+        # (workflows/dispute_workflow.py, services/tracing.traced_step).
+        with bind_run_id(run_id), traced_run(run_id):
             try:
                 if first_leg:
                     leg = await self._leg(
@@ -183,9 +183,11 @@ class WorkflowRunner:
                 )
             if leg.values is None:  # nothing ran (a resume that only paused again)
                 return await self.settle(run_id)
-            # The stream carried the state the checkpoint holds: no need to read it back.
+            # The stream carried the state the checkpoint holds: no need to read it back. A
+            # first leg ran every step from the start, each mirrored as it finished; a later
+            # one may follow a crash that left a step's mirror unwritten, so it writes all.
             return await self._settle_to(
-                run_id, leg.values, awaiting=leg.awaiting, pending_steps=False
+                run_id, leg.values, awaiting=leg.awaiting, pending_steps=False, mirrored=first_leg
             )
 
     async def _leg(
@@ -263,7 +265,10 @@ class WorkflowRunner:
         *,
         awaiting: int | None,
         pending_steps: bool,
+        mirrored: bool = False,
     ) -> RunOutcome:
+        """Write where the run rests. `mirrored`: every step's own columns are in the row
+        already, so the large state mirrors are not sent again."""
         status: str
         step: str | None
         if awaiting is not None:
@@ -274,6 +279,8 @@ class WorkflowRunner:
         else:
             status, step = str(values.get("status", "failed")), values.get("current_step")
         columns = self._columns(values, step)
+        if mirrored:
+            columns = {k: v for k, v in columns.items() if k not in _STEP_MIRRORS}
         columns["status"] = status
         columns["human_review_data"] = {
             **(columns.get("human_review_data") or {}),
@@ -353,6 +360,10 @@ _COLUMNS_OF_KEY = {
     "execution": ("final_resolution",),
     "costs": ("llm_cost", "total_cost", "cost_breakdown"),
 }
+
+
+# The large mirrors only a step changes (the row's lifecycle columns are the runner's).
+_STEP_MIRRORS = frozenset(("crm_data", "billing_data", "payment_data", "resolution_proposal"))
 
 
 def _columns_changed_by(update: dict[str, Any]) -> set[str]:
