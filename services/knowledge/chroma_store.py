@@ -6,22 +6,29 @@ Two collections, both in cosine space and embedded with all-MiniLM-L6-v2
 
 Policy sections are ranked by a hybrid score. For each chunk,
 
-    chunk = (0.75 * cosine + 0.2 * keyword + 0.05 * heading)
+    chunk = (0.6 * cosine + 0.25 * keyword + 0.05 * heading + 0.1 * band)
             * (0.75 if the section is informative else 1)
 
-where cosine is the embedding similarity clamped to [0, 1], keyword is BM25 over the
-policy chunks scaled so the best match of the query is 1, heading is the cosine of the
+where cosine is the embedding similarity clamped to [0, 1] (a chunk is embedded without
+its clause numbers, `policy_docs`); keyword is BM25 over the policy chunks' words and the
+payments concepts they mention (`services.knowledge.vocabulary`: "charged twice" and
+"repeat debits" share the concept `duplicate`), divided by the most the query's terms
+could score (the sum of their idf), so a chunk that shares only a common word with the
+query scores little instead of 1 when nothing matches better; heading is the cosine of the
 query and the chunk's "<policy title> - <section path>" alone (a heading names what a
-section governs in few words, which a long chunk's mean embedding blurs; at 0.05 it
-lifts recall@3 on the second collection, tests/data/policies_b, from 0.56 to 0.61 and
-keeps the first at 0.92; at 0.2 it reached 0.76 and 0.94 but dropped the outage policy
-below the top 3 for an outage query), and informative sections
-(overview, purpose, scope, definitions) say what a policy is about rather than what to
-do. Then `0.7 * chunk + 0.3 * policy`, where policy is the mean of that policy's three best
-chunks: a policy that many chunks point to beats a lone near-miss of another policy. The
-best chunk of each section represents it; the top `k` sections are returned. Dense
-similarity alone found the governing section in the top 3 for about 0.7 of the labelled
-descriptions in tests/data; the hybrid finds it for over 0.9 (bench/retrieval.py).
+section governs in few words, which a long chunk's mean embedding blurs; at 0.1 the
+second labelled set loses a description); band is 1 when a row of the chunk's table
+states a band holding a duration or amount of the query ("down for nine hours" and
+"6-12 hours", `services.knowledge.quantities`), which neither the embedding nor BM25 can
+see; and informative sections (overview, purpose, scope, definitions) say what a policy
+is about rather than what to do. Then `0.7 * chunk + 0.3 * policy`, where policy is the
+mean of that policy's three best chunks: a policy that many chunks point to beats a lone
+near-miss of another policy. The best chunk of each section represents it; the top `k`
+sections are returned. The weights are shared by every collection. Recall@3 on the
+labelled descriptions in tests/data (bench/retrieval.py): dense similarity alone 0.68 on
+the sandbox policies and 0.61 on a second collection in another company's hand; the
+hybrid 0.98 and 0.95, and 0.82 on a held-out check of the second collection written
+before these weights were chosen (the previous hybrid: 0.92, 0.61 and 0.79).
 BM25 is `bm25s`'s (Lucene's variant, k1 = 1.2, b = 0.75, numpy backend) over words
 lower-cased, stripped of NLTK's English stopwords and stemmed by PyStemmer's English
 (Snowball) stemmer.
@@ -78,6 +85,8 @@ from services.errors import IntegrationError
 from services.errors import NotFoundError as MissingError
 from services.knowledge.embeddings import MAX_SEQ_LENGTH, FloatArray, MiniLMEmbedder
 from services.knowledge.policy_docs import PolicyFile, SkippedFile, scan_policy_dir
+from services.knowledge.quantities import Band, decode_bands, quantities
+from services.knowledge.vocabulary import concept_terms
 from services.settings import Settings
 
 POLICY_COLLECTION = "company_policies"
@@ -87,9 +96,10 @@ TEXT_WEIGHT = 0.55
 TYPE_WEIGHT = 0.25
 AMOUNT_WEIGHT = 0.10
 SEGMENT_WEIGHT = 0.10
-DENSE_WEIGHT = 0.75
-LEXICAL_WEIGHT = 0.2
+DENSE_WEIGHT = 0.6
+LEXICAL_WEIGHT = 0.25
 HEADING_WEIGHT = 0.05
+BAND_WEIGHT = 0.1
 INFORMATIVE_FACTOR = 0.75
 POLICY_WEIGHT = 0.3
 
@@ -181,8 +191,9 @@ class _ResultCache(Generic[_V]):
 
 
 def lexical_terms(texts: Sequence[str]) -> list[list[str]]:
-    """Lower-cased, stemmed content words of each text, for keyword scoring."""
-    terms: list[list[str]] = bm25s.tokenize(
+    """Lower-cased, stemmed content words of each text, then the payments concepts it
+    mentions (`services.knowledge.vocabulary`), for keyword scoring."""
+    words: list[list[str]] = bm25s.tokenize(
         list(texts),
         # Keep one-character words (bm25s drops them by default): amounts split at their
         # punctuation ("$1,200" -> "1", "200"). Without them recall@3 on
@@ -194,40 +205,70 @@ def lexical_terms(texts: Sequence[str]) -> list[list[str]]:
         return_ids=False,
         show_progress=False,
     )
-    return terms
+    return [terms + concept_terms(text) for terms, text in zip(words, texts, strict=True)]
 
 
 class _LexicalIndex:
-    """BM25 over the (few hundred) policy chunks, normalised to [0, 1] per query; and the
-    embeddings of the chunks' headings, for heading similarity."""
+    """BM25 over the (few hundred) policy chunks, scaled to [0, 1] per query; the
+    embeddings of the chunks' headings, for heading similarity; and the bands of the
+    chunks' table rows."""
 
     def __init__(
         self,
         ids: list[str],
         documents: list[str],
         headings: FloatArray | None = None,
+        bands: Sequence[tuple[Band, ...]] = (),
     ) -> None:
         self.ids = ids
         # Row i: the unit embedding of chunk i's "<title> - <section>".
         self.headings = headings
+        self._bands = dict(zip(ids, bands, strict=True)) if bands else {}
         # bm25s defaults to k1 = 1.5; 1.2 is Lucene's, which the hybrid weights were tuned with.
         self._bm25 = bm25s.BM25(k1=1.2, b=0.75, method="lucene", backend="numpy")
+        corpus = lexical_terms(documents) if ids else []
         if ids:
-            self._bm25.index(lexical_terms(documents), show_progress=False)
+            self._bm25.index(corpus, show_progress=False)
+        frequency: dict[str, int] = {}
+        for terms in corpus:
+            for term in set(terms):
+                frequency[term] = frequency.get(term, 0) + 1
+        # Lucene's idf, as bm25s computes it.
+        self._idf = {
+            term: math.log(1 + (len(ids) - df + 0.5) / (df + 0.5)) for term, df in frequency.items()
+        }
 
     def scores(self, query: str) -> dict[str, float]:
-        # A term counts once however often the query repeats it.
-        terms = list(dict.fromkeys(lexical_terms([query])[0]))
+        """BM25 of each matching chunk over the most the query could score, in [0, 1].
+
+        Lucene's BM25 scores a term idf * tf / (tf + k1 * length norm), at most its idf,
+        so the sum of the query terms' idf bounds every chunk's score. The ratio is the
+        share of the query's keyword evidence a chunk holds, whatever the other chunks
+        hold: a chunk that shares only a common word with the query scores little even
+        when nothing matches better (scaled by the best match, it would score 1).
+        """
+        # A term counts once however often the query repeats it; a term no chunk has
+        # cannot tell chunks apart.
+        terms = [t for t in dict.fromkeys(lexical_terms([query])[0]) if t in self._idf]
         if not self.ids or not terms:
             return {}
         raw = self._bm25.get_scores(terms)
-        best = float(raw.max())
-        if best <= 0:
-            return {}
+        bound = sum(self._idf[term] for term in terms)
         return {
-            chunk_id: float(score) / best
+            chunk_id: float(score) / bound
             for chunk_id, score in zip(self.ids, raw, strict=True)
             if score > 0
+        }
+
+    def band_matches(self, query: str) -> set[str]:
+        """The chunks with a table row whose band holds a duration or amount of `query`."""
+        asked = quantities(query)
+        if not asked:
+            return set()
+        return {
+            chunk_id
+            for chunk_id, bands in self._bands.items()
+            if any(band.holds(quantity) for band in bands for quantity in asked)
         }
 
     def heading_scores(self, vector: FloatArray) -> dict[str, float]:
@@ -385,6 +426,7 @@ class ChromaPolicyStore:
                     stored["ids"],
                     [doc or "" for doc in stored["documents"] or []],
                     vectors[[row[h] for h in headings]] if headings else None,
+                    [decode_bands(str(m.get("bands") or "")) for m in stored["metadatas"] or []],
                 )
                 self._lexical.put(POLICY_COLLECTION, index, generation)
             return index
@@ -414,12 +456,11 @@ class ChromaPolicyStore:
             dense[chunk_id] = _similarity(float(distance))
             chunks[chunk_id] = (document or "", dict(metadata))
         lexical_scores = lexical.scores(query)
-        # Strong keyword matches outside the dense candidates get their exact cosine too.
-        missing = [
-            chunk_id
-            for chunk_id, _ in sorted(lexical_scores.items(), key=lambda item: -item[1])[: k * 4]
-            if chunk_id not in dense
-        ]
+        in_band = lexical.band_matches(query)
+        # Strong keyword matches and table rows holding the query's duration or amount
+        # get their exact cosine too when they are not among the dense candidates.
+        strongest = sorted(lexical_scores.items(), key=lambda item: -item[1])[: k * 4]
+        missing = sorted(({chunk_id for chunk_id, _ in strongest} | in_band) - dense.keys())
         if missing:
             stored = collection.get(ids=missing, include=["embeddings", "documents", "metadatas"])
             for chunk_id, embedding, document, metadata in zip(
@@ -437,6 +478,7 @@ class ChromaPolicyStore:
                 DENSE_WEIGHT * dense[chunk_id]
                 + LEXICAL_WEIGHT * lexical_scores.get(chunk_id, 0.0)
                 + HEADING_WEIGHT * heading_scores.get(chunk_id, 0.0)
+                + BAND_WEIGHT * (chunk_id in in_band)
             )
             * (INFORMATIVE_FACTOR if chunks[chunk_id][1].get("role") == "informative" else 1.0)
             for chunk_id in dense
@@ -530,6 +572,10 @@ class ChromaPolicyStore:
                 collection.delete(where={"source_file": policy_file.source_file})
             collection.upsert(
                 ids=[chunk.chunk_id for chunk in policy_file.chunks],
+                # Embedded from each chunk's embedding text, not the stored document.
+                embeddings=list(
+                    self._embedder.embed([chunk.embedding_text for chunk in policy_file.chunks])
+                ),
                 documents=[chunk.text for chunk in policy_file.chunks],
                 metadatas=[
                     chunk.metadata(file_hash=policy_file.content_hash)

@@ -15,8 +15,13 @@ horizontally merged cell once. A header of several rows (rows marked "repeat as 
 row", or a top row whose cells span down or across) becomes one header line whose labels
 join the rows ("Credit (% of monthly fee) - Business plan"); a row that is one cell across
 the table (a note) is read as that text.
-Administrative sections (document control, revision history) are not indexed; sections
-are tagged informative (purpose, scope, definitions) or normative for ranking.
+Administrative sections (document control, revision history) are not indexed, nor is a
+reference line under the title ("Ref. KC-FIN-11 | Issue 4 | Owner: ..."); sections are
+tagged informative (purpose, scope, definitions) or normative for ranking.
+Each chunk also carries the text the embedder reads, its own text without clause and list
+numbers ("3.1.2", "1."), and the bands its table rows state ("6-12 hours", "Over 1,000"
+under an "Amount per case (GBP)" header; `services.knowledge.quantities`), so a question
+about one value finds the row that holds it. The chunk's hash covers both.
 """
 
 from __future__ import annotations
@@ -39,6 +44,7 @@ from lxml import etree
 
 from models.policy_rules import POLICIES
 from services.errors import PaymentsAgentError
+from services.knowledge.quantities import Band, cell_band, encode_bands
 
 DEFAULT_MAX_TOKENS = 240  # the embedder reads 256 tokens; keep a margin for [CLS]/[SEP]
 OVERVIEW_SECTION = "Overview"
@@ -63,6 +69,15 @@ INFORMATIVE_SECTIONS = frozenset(
 _BOLD_HEADING_MAX_CHARS = 100
 _BOLD_HEADING_MAX_WORDS = 14
 _CLAUSE_NUMBER = re.compile(r"^(\d+(?:\.\d+)*)\.?\s")
+# A clause or list number opening a line: "3.1.2 ", "1. ", "A.1 " (not a bare "30 ").
+_LEADING_NUMBER = re.compile(r"^\s*(?:[A-Z]\.\d+(?:\.\d+)*\.?|\d+(?:\.\d+)+\.?|\d+\.)\s+")
+# A reference line under the title, "Ref. KC-FIN-11 | Issue 4 | Owner: Revenue Assurance":
+# document metadata, like a Subtitle, not policy text.
+_CONTROL_FIELD = re.compile(
+    r"^(?:ref|reference|doc(?:ument)?\s*(?:id|no|number|ref)|issue|version|ver|rev|revision"
+    r"|owner|approved|effective|review|status|classification)\b",
+    re.I,
+)
 _APPENDIX = re.compile(r"^(appendix|annex|schedule|attachment)\s+\w+\s*[-\u2013\u2014:.]?\s*", re.I)
 # Administrative sections describe the document, not the rules; they are not indexed.
 ADMINISTRATIVE_SECTIONS = frozenset(
@@ -128,6 +143,10 @@ class PolicyChunk:
     index: int
     kind: Literal["text", "table"]
     text: str
+    # What the embedder reads: the text without its clause and list numbers.
+    embedding_text: str
+    # The bands the rows of a table chunk state ("6-12 hours", "Over $5,000").
+    bands: tuple[Band, ...]
     content_hash: str
 
     def metadata(self, *, file_hash: str) -> dict[str, str | int]:
@@ -140,6 +159,7 @@ class PolicyChunk:
             "chunk_index": self.index,
             "kind": self.kind,
             "role": section_role(self.section),
+            "bands": encode_bands(self.bands),
             "content_hash": self.content_hash,
             "file_hash": file_hash,
         }
@@ -203,6 +223,12 @@ def _all_bold(paragraph: Paragraph) -> bool:
         if not bold:
             return False
     return True
+
+
+def _is_document_control(text: str) -> bool:
+    """A line of document metadata fields: "Ref. X | Issue 4 | Owner: Y"."""
+    fields = [field.strip() for field in text.split("|")]
+    return len(fields) >= 2 and all(_CONTROL_FIELD.match(field) for field in fields)
 
 
 def _bold_heading_level(paragraph: Paragraph, text: str) -> int | None:
@@ -378,6 +404,7 @@ def extract_document(path: Path) -> ExtractedDocument:
     blocks: list[Block] = []
     title: str | None = _clean(document.core_properties.title or "") or None
     policy_id = _clean(document.core_properties.identifier or "") or None
+    seen_heading = False
     try:
         for item in document.iter_inner_content():
             if isinstance(item, Table):
@@ -390,6 +417,8 @@ def extract_document(path: Path) -> ExtractedDocument:
                 continue
             if item.style is not None and item.style.name == "Subtitle":
                 continue  # document metadata (id, date, owner), already in the properties
+            if not seen_heading and _is_document_control(text):
+                continue  # the same metadata as a plain reference line under the title
             level = _heading_level(item)
             if level is None and item.style is not None:
                 level = _bold_heading_level(item, text)
@@ -403,6 +432,7 @@ def extract_document(path: Path) -> ExtractedDocument:
                 title = title or text
             elif level is not None:
                 blocks.append(HeadingBlock(level, text))
+                seen_heading = True
             else:
                 blocks.append(TextBlock(numbering.render(item, text)))
     except (KeyError, ValueError, etree.XMLSyntaxError) as exc:
@@ -464,6 +494,17 @@ def _pack_rows(
     return greedy(-(-len(rows) // needed))
 
 
+def _bands(header: Sequence[str], rows: Sequence[Sequence[str]]) -> tuple[Band, ...]:
+    """The distinct bands the cells of these table rows state, each read under its
+    column's header (which may name the unit: "Amount per case (GBP)")."""
+    found = (
+        cell_band(cell, header[j] if j < len(header) else "")
+        for row in rows
+        for j, cell in enumerate(row)
+    )
+    return tuple(dict.fromkeys(band for band in found if band is not None))
+
+
 def _bare_heading(heading: str) -> str:
     """A heading without its number or appendix label, lower-cased."""
     return _APPENDIX.sub("", re.sub(r"^[\d.\s]+", "", heading)).strip().lower()
@@ -515,11 +556,37 @@ def chunk_document(
     stem = Path(source_file).stem
     chunks: list[PolicyChunk] = []
 
-    def emit(section: str, kind: Literal["text", "table"], lines: list[str]) -> None:
-        text = "\n".join([f"{title} - {section}", *lines])
+    def emit(
+        section: str,
+        kind: Literal["text", "table"],
+        prose: list[str],
+        table: Sequence[str] = (),
+        bands: tuple[Band, ...] = (),
+    ) -> None:
+        heading = f"{title} - {section}"
+        text = "\n".join([heading, *prose, *table])
+        # Clause numbers ("3.1.2", "1.") mean nothing to the embedder, yet in a document
+        # of terse numbered clauses they are a good share of a chunk's tokens; the stored
+        # text keeps them for citation. Table cells are left alone ("12 to 24 hours").
+        embedding_text = "\n".join(
+            [heading, *(_LEADING_NUMBER.sub("", line) for line in prose), *table]
+        )
         index = len(chunks)
+        # The hash covers what is embedded, so a change in how chunks are embedded
+        # re-embeds them at the next ingestion.
         digest = hashlib.sha256(
-            "\x1f".join([policy_id, title, section, source_file, kind, text]).encode()
+            "\x1f".join(
+                [
+                    policy_id,
+                    title,
+                    section,
+                    source_file,
+                    kind,
+                    text,
+                    embedding_text,
+                    encode_bands(bands),
+                ]
+            ).encode()
         ).hexdigest()[:32]
         chunks.append(
             PolicyChunk(
@@ -531,6 +598,8 @@ def chunk_document(
                 index=index,
                 kind=kind,
                 text=text,
+                embedding_text=embedding_text,
+                bands=bands,
                 content_hash=digest,
             )
         )
@@ -565,8 +634,11 @@ def chunk_document(
                 header = " | ".join(block.header)
                 table_budget = budget - (count(caption[0]) if caption else 0)
                 rows = [" | ".join(row) for row in block.rows]
+                start = 0
                 for group in _pack_rows(header, rows, table_budget, count, max_table_rows):
-                    emit(section, "table", [*caption, header, *group])
+                    cells = block.rows[start : start + len(group)]
+                    start += len(group)
+                    emit(section, "table", caption, [header, *group], _bands(block.header, cells))
         flush_text(section, lines)
     return PolicyFile(
         source_file=source_file, policy_id=policy_id, title=title, chunks=tuple(chunks)

@@ -3,12 +3,14 @@
 Set A: the sandbox company's policies (tools/write_policies.py) and
 tests/data/policy_queries.json. Set B: a second collection in another company's hand
 (tests/data/policies_b/, bold-paragraph headings, numbered clauses, merged-cell tables,
-appendices) and tests/data/policies_b_queries.json. Deterministic: no timing.
-Also here: a case is never its own precedent.
+appendices) and tests/data/policies_b_queries.json. B held out: more descriptions against
+the second collection (tests/data/policies_b_holdout.json), written before the ranking of
+issue 13 was chosen and used to choose none of it: its figure, lower than B's, is the
+honest estimate of how the ranking does on descriptions nobody tuned for.
+Deterministic: no timing. Also here: a case is never its own precedent.
 
-The floors are the figures reached today, so a change that loses ground fails. The target
-of issue 13 is 0.95 on both; neither is there yet (0.92, 0.61), and the xfail(strict) test
-says so until it is, then fails to be removed.
+The floors are the figures reached today (issue 13's target, 0.95 on A and B, is met), so
+a change that loses ground fails.
 """
 
 from __future__ import annotations
@@ -28,8 +30,7 @@ from services.sandbox.resolutions import HISTORICAL_RESOLUTIONS
 from tools.write_policies import write_policies
 
 DATA = Path(__file__).resolve().parents[1] / "data"
-TARGET = 0.95
-FLOORS = {"A": 0.92, "B": 0.60}
+FLOORS = {"A": 0.98, "B": 0.95, "B held out": 0.82}
 
 
 def _items(name: str) -> list[dict[str, Any]]:
@@ -43,27 +44,34 @@ def recalls(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[float, 
     write_policies(root / "policies")
     embedder = MiniLMEmbedder()
     sets = {
-        "A": (root / "policies", _items("policy_queries.json")),
-        "B": (DATA / "policies_b", _items("policies_b_queries.json")),
+        "A": (root / "policies", {"A": _items("policy_queries.json")}),
+        "B": (
+            DATA / "policies_b",
+            {
+                "B": _items("policies_b_queries.json"),
+                "B held out": _items("policies_b_holdout.json"),
+            },
+        ),
     }
 
     async def measure() -> dict[str, tuple[float, list[str]]]:
         out = {}
-        for name, (directory, items) in sets.items():
+        for collection, (directory, labelled) in sets.items():
             client = chromadb.PersistentClient(
-                path=str(root / f"db-{name}"),
+                path=str(root / f"db-{collection}"),
                 settings=ChromaSettings(anonymized_telemetry=False),
             )
             store = ChromaPolicyStore(client, embedder, cache_size=0)
             await store.ingest_policies(directory=directory)
-            missed = []
-            for item in items:
-                hits = await store.search_policies(query=item["query"], k=3)
-                if (item["policy_id"], item["section"]) not in {
-                    (h.policy_id, h.section) for h in hits
-                }:
-                    missed.append(item["query"])
-            out[name] = (1 - len(missed) / len(items), missed)
+            for name, items in labelled.items():
+                missed = []
+                for item in items:
+                    hits = await store.search_policies(query=item["query"], k=3)
+                    if (item["policy_id"], item["section"]) not in {
+                        (h.policy_id, h.section) for h in hits
+                    }:
+                        missed.append(item["query"])
+                out[name] = (1 - len(missed) / len(items), missed)
         return out
 
     return asyncio.run(measure())
@@ -72,25 +80,15 @@ def recalls(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[float, 
 def test_labelled_sets_are_large_enough() -> None:
     assert len(_items("policy_queries.json")) >= 50
     assert len(_items("policies_b_queries.json")) >= 30
+    assert len(_items("policies_b_holdout.json")) >= 20
 
 
-@pytest.mark.parametrize("name", ["A", "B"])
+@pytest.mark.parametrize("name", list(FLOORS))
 def test_recall_at_3_holds_its_floor(
     recalls: dict[str, tuple[float, list[str]]], name: str
 ) -> None:
     recall, missed = recalls[name]
     assert recall >= FLOORS[name], f"set {name}: recall@3 {recall:.3f}; missed: {missed}"
-
-
-@pytest.mark.xfail(
-    strict=True, reason="issue 13 target: A is at 0.92, B at 0.61 (see bench/retrieval.py)"
-)
-def test_recall_at_3_reaches_the_target_on_both_sets(
-    recalls: dict[str, tuple[float, list[str]]],
-) -> None:
-    assert min(recall for recall, _ in recalls.values()) >= TARGET, {
-        name: round(recall, 3) for name, (recall, _) in recalls.items()
-    }
 
 
 def test_a_case_never_retrieves_its_own_earlier_resolution(tmp_path: Path) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import math
 import shutil
 import sys
 import tomllib
@@ -21,6 +22,7 @@ from services.knowledge.policy_docs import (
     read_policy_file,
     scan_policy_dir,
 )
+from services.knowledge.quantities import Band
 from tools.write_policies import (
     COMMON_TEXT,
     TEXT_DIR,
@@ -290,7 +292,6 @@ def test_bold_paragraphs_are_headings_and_the_bold_title_is_the_title(
     assert billing.title == "Billing Error Standard"
     sections = list(dict.fromkeys(c.section for c in billing.chunks))
     assert sections == [
-        "Overview",
         "1. PURPOSE",
         "2. DEFINITIONS",
         "3. REPEAT DEBITS",
@@ -298,6 +299,8 @@ def test_bold_paragraphs_are_headings_and_the_bold_title_is_the_title(
         "5. TAX AND FOREIGN EXCHANGE",
     ]  # DOCUMENT CONTROL, a bold heading too, is administrative and not indexed
     assert not any("BILLING ERROR STANDARD" in c.text for c in billing.chunks)
+    # The reference line under the title is document metadata, not an "Overview" section.
+    assert not any("Ref. KC-FIN-11" in c.text for c in billing.chunks)
     # Terse clauses are text of their section, not headings.
     repeat = next(c for c in billing.chunks if c.section == "3. REPEAT DEBITS")
     assert "3.2.1 Every collection beyond the first is returned in full" in repeat.text
@@ -360,3 +363,41 @@ def test_committed_second_collection_is_the_generated_one(tmp_path: Path) -> Non
     regenerated = {f.source_file: f.content_hash for f in scan_policy_dir(tmp_path)[0]}
     committed = {f.source_file: f.content_hash for f in scan_policy_dir(POLICIES_B)[0]}
     assert regenerated == committed
+
+
+def test_chunks_are_embedded_without_clause_numbers_but_keep_them_for_citation(
+    files: dict[str, PolicyFile], files_b: dict[str, PolicyFile]
+) -> None:
+    repeat = next(
+        c for c in files_b["kc_billing_errors.docx"].chunks if c.section == "3. REPEAT DEBITS"
+    )
+    assert "3.2.1 Every collection beyond the first" in repeat.text
+    assert "\nEvery collection beyond the first" in repeat.embedding_text
+    assert "3.2.1" not in repeat.embedding_text
+    assert repeat.embedding_text.startswith("Billing Error Standard - 3. REPEAT DEBITS\n")
+    # Table cells are not clause numbers: "12 to 24 hours" keeps its 12.
+    schedule = "\n".join(
+        c.embedding_text for c in files_b["kc_service_credits.docx"].chunks if c.kind == "table"
+    )
+    assert "\n12 to 24 hours | 25% | 50% | 50%" in schedule
+    # Numbered list items of the sandbox policies lose their numbers too.
+    duplicates = next(c for c in files["POL-BIL-004"].chunks if c.section == "4. Duplicate charges")
+    assert "\n1. List the customer's successful charges" in duplicates.text
+    assert "\nList the customer's successful charges" in duplicates.embedding_text
+
+
+def test_table_chunks_carry_the_bands_their_rows_state(
+    files: dict[str, PolicyFile], files_b: dict[str, PolicyFile]
+) -> None:
+    outage = [c for c in files["POL-OUT-002"].chunks if "6-12 hours | Premium" in c.text]
+    assert len(outage) == 1
+    assert outage[0].bands == (Band("duration", 360, 720),)
+    assert outage[0].metadata(file_hash="")["bands"] == "duration:360:720"
+    # The header names the unit of a bare number: "Amount per case (GBP)" over "Up to 100".
+    limits = next(c for c in files_b["kc_authority_matrix.docx"].chunks if c.kind == "table")
+    assert limits.bands == (
+        Band("money", 0, 100),
+        Band("money", 100, 1000),
+        Band("money", 1000, math.inf),
+    )
+    assert all(c.bands == () for f in files.values() for c in f.chunks if c.kind == "text")
