@@ -36,7 +36,10 @@ async def generate_resolution(
     case, charge = crm.case, payment.disputed_charge
     assert charge is not None, "validate_dispute lets no dispute without a charge through"
 
-    query = f"{case.dispute_type.replace('_', ' ')}: {case.subject}. {case.description}"
+    # The customer's own words: prefixing the dispute type pulled short descriptions toward
+    # generic sections (recall@3 0.83 against 0.95 on tests/data/policies_b, bench/retrieval.py).
+    words = ". ".join(part.strip() for part in (case.subject, case.description) if part.strip())
+    query = words or case.dispute_type.replace("_", " ")
     policies = await ctx.knowledge.search_policies(query=query, k=MAX_POLICIES)
     precedents = await ctx.knowledge.similar_cases(
         query=query,
