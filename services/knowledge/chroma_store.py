@@ -209,9 +209,10 @@ def lexical_terms(texts: Sequence[str]) -> list[list[str]]:
 
 
 class _LexicalIndex:
-    """BM25 over the (few hundred) policy chunks, scaled to [0, 1] per query; the
-    embeddings of the chunks' headings, for heading similarity; and the bands of the
-    chunks' table rows."""
+    """The policy chunks held in memory (a few hundred, a few thousand at most): BM25 over
+    them, scaled to [0, 1] per query; their embeddings, so the dense similarity of every
+    chunk is one matrix product instead of a Chroma query; the embeddings of their
+    headings, for heading similarity; and the bands of their table rows."""
 
     def __init__(
         self,
@@ -219,9 +220,15 @@ class _LexicalIndex:
         documents: list[str],
         headings: FloatArray | None = None,
         bands: Sequence[tuple[Band, ...]] = (),
+        *,
+        vectors: FloatArray | None = None,
+        metadatas: Sequence[dict[str, Any]] = (),
     ) -> None:
         self.ids = ids
-        # Row i: the unit embedding of chunk i's "<title> - <section>".
+        self.documents = documents
+        self.metadatas = list(metadatas)
+        # Row i: the unit embedding of chunk i (as stored), and of its "<title> - <section>".
+        self.vectors = vectors
         self.headings = headings
         self._bands = dict(zip(ids, bands, strict=True)) if bands else {}
         # bm25s defaults to k1 = 1.5; 1.2 is Lucene's, which the hybrid weights were tuned with.
@@ -414,7 +421,7 @@ class ChromaPolicyStore:
         with self._lexical_lock:  # one rebuild, not one per concurrent search
             index, generation = self._lexical.get(POLICY_COLLECTION)
             if index is None:
-                stored = collection.get(include=["documents", "metadatas"])
+                stored = collection.get(include=["documents", "metadatas", "embeddings"])
                 headings = [
                     f"{meta.get('title', '')} - {meta.get('section', '')}"
                     for meta in stored["metadatas"] or []
@@ -427,6 +434,8 @@ class ChromaPolicyStore:
                     [doc or "" for doc in stored["documents"] or []],
                     vectors[[row[h] for h in headings]] if headings else None,
                     [decode_bands(str(m.get("bands") or "")) for m in stored["metadatas"] or []],
+                    vectors=np.asarray(stored["embeddings"], dtype=np.float32),
+                    metadatas=[dict(m) for m in stored["metadatas"] or []],
                 )
                 self._lexical.put(POLICY_COLLECTION, index, generation)
             return index
@@ -439,39 +448,23 @@ class ChromaPolicyStore:
         if not lexical.ids:
             return []
         vector = self._query_vector(query)
-        chunks: dict[str, tuple[str, dict[str, Any]]] = {}
-        dense: dict[str, float] = {}
-        result = collection.query(
-            query_embeddings=[vector.tolist()],
-            n_results=min(len(lexical.ids), max(k * 8, 40)),
-            include=["documents", "metadatas", "distances"],
-        )
-        for chunk_id, document, metadata, distance in zip(
-            result["ids"][0],
-            (result["documents"] or [[]])[0],
-            (result["metadatas"] or [[]])[0],
-            (result["distances"] or [[]])[0],
-            strict=True,
-        ):
-            dense[chunk_id] = _similarity(float(distance))
-            chunks[chunk_id] = (document or "", dict(metadata))
+        assert lexical.vectors is not None
+        # Cosine of the query and every chunk (unit vectors), clamped to [0, 1]: exactly
+        # what a Chroma query in cosine space gives, without the round trip.
+        similarity = np.clip(lexical.vectors @ vector, 0.0, 1.0)
+        nearest = np.argsort(-similarity, kind="stable")[: max(k * 8, 40)]
         lexical_scores = lexical.scores(query)
         in_band = lexical.band_matches(query)
-        # Strong keyword matches and table rows holding the query's duration or amount
-        # get their exact cosine too when they are not among the dense candidates.
+        # The nearest chunks, then strong keyword matches and table rows holding the
+        # query's duration or amount.
         strongest = sorted(lexical_scores.items(), key=lambda item: -item[1])[: k * 4]
-        missing = sorted(({chunk_id for chunk_id, _ in strongest} | in_band) - dense.keys())
-        if missing:
-            stored = collection.get(ids=missing, include=["embeddings", "documents", "metadatas"])
-            for chunk_id, embedding, document, metadata in zip(
-                stored["ids"],
-                stored["embeddings"] if stored["embeddings"] is not None else [],
-                stored["documents"] or [],
-                stored["metadatas"] or [],
-                strict=True,
-            ):
-                dense[chunk_id] = _similarity(1.0 - float(np.dot(vector, embedding)))
-                chunks[chunk_id] = (document or "", dict(metadata))
+        row = {chunk_id: i for i, chunk_id in enumerate(lexical.ids)}
+        candidates = dict.fromkeys(
+            [int(i) for i in nearest]
+            + sorted(row[chunk_id] for chunk_id in {c for c, _ in strongest} | in_band)
+        )
+        dense = {lexical.ids[i]: float(similarity[i]) for i in candidates}
+        chunks = {lexical.ids[i]: (lexical.documents[i], lexical.metadatas[i]) for i in candidates}
         heading_scores = lexical.heading_scores(vector)
         fused = {
             chunk_id: (
