@@ -92,11 +92,8 @@ class RunDriver:
 
     async def _step(self, run: dict[str, Any]) -> RunOutcome | None:
         run_id = str(run["run_id"])
-        # No step recorded: the graph has not started, or its first leg (one checkpoint,
-        # where it stops) was cut short. Either way it starts from the beginning, and the
-        # checkpoint need not be read.
-        snapshot = None if run.get("current_step") is None else await self.runner.snapshot(run_id)
-        if snapshot is None or snapshot.created_at is None:
+        snapshot = await self.runner.snapshot(run_id)
+        if snapshot.created_at is None:  # no checkpoint yet: the graph has not started
             return await self.runner.begin(
                 run_id=run_id,
                 case_id=run["case_id"],

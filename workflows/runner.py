@@ -2,7 +2,8 @@
 
 `thread_id = run_id`. After every step the run's row in workflow_states is brought up to
 date from the state the stream carries, together with the step's audit line, in one
-transaction, so the API and the dashboard read PostgreSQL, not the graph.
+statement, so the API and the dashboard read PostgreSQL, not the graph; a first leg's
+steps (below) are written together where it stops, as its checkpoint is.
 
 Durability is chosen per leg (docs/architecture.md, "The run lifecycle"). A new run's
 first leg, up to the review or up to the money, is read-only or idempotent (fetches,
@@ -37,6 +38,7 @@ from workflows.dispute_workflow import DisputeGraph, RetryableStepError
 log = logging.getLogger(__name__)
 
 StepCallback = Callable[[str, dict[str, Any]], None]
+StepRecord = tuple[str, dict[str, Any]]  # a finished step and its audit detail
 FINAL_STATUSES = ("completed", "rejected", "failed", "cancelled")
 # The steps that move money or answer a chargeback: never inside an "exit" leg.
 MONEY_STEPS = ("move_money", "answer_dispute")
@@ -156,13 +158,25 @@ class WorkflowRunner:
         config = self._config(run_id)
         # The drive's span; each step's own span and metrics come from its node's wrapper
         # (workflows/dispute_workflow.py, services/tracing.traced_step).
+        # A first leg's steps are recorded together where it stops (`_leg`).
+        batch: list[StepRecord] = []
         with bind_run_id(run_id), traced_run(run_id):
             try:
                 if first_leg:
                     leg = await self._leg(
-                        run_id, graph_input, config, on_step, durability="exit", stop=MONEY_STEPS
+                        run_id,
+                        graph_input,
+                        config,
+                        on_step,
+                        durability="exit",
+                        stop=MONEY_STEPS,
+                        batch=batch,
                     )
                     if leg.before_money:  # auto-approved: the money steps run checkpointed
+                        assert leg.values is not None
+                        columns = self._columns(leg.values, leg.values.get("current_step"))
+                        await self.store.record_steps(run_id, batch, status="running", **columns)
+                        batch.clear()
                         after = await self._leg(run_id, None, config, on_step, durability="sync")
                         leg = _Leg(after.values or leg.values, after.awaiting, False)
                 else:
@@ -176,18 +190,20 @@ class WorkflowRunner:
                 }
                 log.warning("run paused on a retryable failure in %s: %s", exc.step, exc)
                 # The checkpoint stays before the failed step; the dispatcher (workflows/
-                # dispatch.py) decides when the next attempt is due.
+                # dispatch.py) decides when the next attempt is due. The steps done before it
+                # are audited; the row's mirrors follow when a later drive settles.
+                if batch:
+                    await self.store.record_steps(run_id, batch)
                 await self.store.record_retryable_failure(run_id, step=exc.step, error=error)
                 return RunOutcome(
                     run_id, "running", exc.step, retryable=True, error=error, park=exc.park
                 )
             if leg.values is None:  # nothing ran (a resume that only paused again)
                 return await self.settle(run_id)
-            # The stream carried the state the checkpoint holds: no need to read it back. A
-            # first leg ran every step from the start, each mirrored as it finished; a later
-            # one may follow a crash that left a step's mirror unwritten, so it writes all.
+            # The stream carried the state the checkpoint holds: no need to read it back. The
+            # settle writes every column, with the audit lines of a first leg's steps.
             return await self._settle_to(
-                run_id, leg.values, awaiting=leg.awaiting, pending_steps=False, mirrored=first_leg
+                run_id, leg.values, awaiting=leg.awaiting, pending_steps=False, steps=batch
             )
 
     async def _leg(
@@ -199,8 +215,14 @@ class WorkflowRunner:
         *,
         durability: Literal["sync", "exit"],
         stop: tuple[str, ...] = (),
+        batch: list[StepRecord] | None = None,
     ) -> _Leg:
-        """Stream the graph until it ends or pauses, recording each step as it finishes."""
+        """Stream the graph until it ends or pauses, recording each step as it finishes.
+
+        With `batch` (an "exit" leg, whose steps are durable only together, where it stops)
+        a step's audit line is collected there instead, and the caller writes them all with
+        the row in one statement: one row write per first leg instead of one per step.
+        """
         step: str | None = None
         update: dict[str, Any] = {}
         values: dict[str, Any] | None = None
@@ -226,7 +248,11 @@ class WorkflowRunner:
             if step is None:
                 continue  # the input state, or the state at an interrupt
             values = data
-            await self._record_step(run_id, step, update or {}, data)
+            if batch is None:
+                await self._record_step(run_id, step, update or {}, data)
+            else:
+                batch.append((step, _audit_detail(update or {})))
+                log.info("step %s done", step)
             if on_step is not None:
                 on_step(step, update or {})
             step = None
@@ -235,7 +261,7 @@ class WorkflowRunner:
     async def _record_step(
         self, run_id: str, step: str, update: dict[str, Any], values: dict[str, Any]
     ) -> None:
-        detail = {k: v for k, v in update.items() if k in ("status", "validation", "error")}
+        detail = _audit_detail(update)
         columns = self._columns(values, step)
         # Only what this step changed: the large JSON columns are not re-sent every step.
         changed = {"current_step", *_columns_changed_by(update)}
@@ -265,10 +291,9 @@ class WorkflowRunner:
         *,
         awaiting: int | None,
         pending_steps: bool,
-        mirrored: bool = False,
+        steps: list[StepRecord] | None = None,
     ) -> RunOutcome:
-        """Write where the run rests. `mirrored`: every step's own columns are in the row
-        already, so the large state mirrors are not sent again."""
+        """Write where the run rests, with the audit lines of `steps` in the same statement."""
         status: str
         step: str | None
         if awaiting is not None:
@@ -279,8 +304,6 @@ class WorkflowRunner:
         else:
             status, step = str(values.get("status", "failed")), values.get("current_step")
         columns = self._columns(values, step)
-        if mirrored:
-            columns = {k: v for k, v in columns.items() if k not in _STEP_MIRRORS}
         columns["status"] = status
         columns["human_review_data"] = {
             **(columns.get("human_review_data") or {}),
@@ -288,7 +311,7 @@ class WorkflowRunner:
         }
         if status in FINAL_STATUSES:
             columns["completed_at"] = datetime.now(UTC)
-        await self.store.update_run(run_id, **columns, next_attempt_at=None)
+        await self.store.record_steps(run_id, steps or [], **columns, next_attempt_at=None)
         log.info("run %s", status)
         return RunOutcome(
             run_id,
@@ -362,8 +385,9 @@ _COLUMNS_OF_KEY = {
 }
 
 
-# The large mirrors only a step changes (the row's lifecycle columns are the runner's).
-_STEP_MIRRORS = frozenset(("crm_data", "billing_data", "payment_data", "resolution_proposal"))
+def _audit_detail(update: dict[str, Any]) -> dict[str, Any]:
+    """What a step's audit line keeps of its update."""
+    return {k: v for k, v in update.items() if k in ("status", "validation", "error")}
 
 
 def _columns_changed_by(update: dict[str, Any]) -> set[str]:

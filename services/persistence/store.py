@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import json
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -356,6 +356,40 @@ class WorkflowStore:
         params |= {"run": run_id, "step": step, "detail": audit}
         async with self._auto.connect() as conn:
             await conn.execute(_step_statement(tuple(sorted(columns))), params)
+
+    async def record_steps(
+        self, run_id: str, steps: Sequence[tuple[str, dict[str, Any]]], **columns: Any
+    ) -> None:
+        """Update the run's row with `columns` and audit `steps` (name, detail) as
+        completed, in order, in one statement: the record of a leg that is durable only
+        as a whole (workflows/runner.py)."""
+        self._check_columns(columns)
+        statement = (
+            update(workflow_states)
+            .where(workflow_states.c.run_id == run_id)
+            .values(**columns, updated_at=func.now())
+        )
+        if steps:
+            audits = (
+                audit_events.insert()
+                .values(
+                    [
+                        {
+                            "run_id": run_id,
+                            "step": step,
+                            "actor": "system",
+                            "event": "step_completed",
+                            "detail": json.loads(json.dumps(detail, default=str)),
+                        }
+                        for step, detail in steps
+                    ]
+                )
+                .returning(audit_events.c.id)
+                .cte("steps_audit")
+            )
+            statement = statement.add_cte(audits)
+        async with self._auto.connect() as conn:
+            await conn.execute(statement)
 
     async def record_retryable_failure(
         self, run_id: str, *, step: str, error: dict[str, Any]
