@@ -23,8 +23,10 @@ LangGraph hands the step's state to the runner after the step's checkpoint is wr
 Rounds 2-6 each start a worker, publish one dispute and SIGKILL the worker as soon as the
 audit shows the `step_completed` row of the target step. Those steps make no vendor call to
 hold, so each kill lands at or just after that step's boundary: in the next step, or
-between its checkpoint and its row update. Each of these workers also takes over the runs
-of the workers killed before it, and may be killed in the middle of that too.
+between its checkpoint and its row update. The steps of a first leg (H to K) are audited
+together where it stops, so those kills land just after the leg, or in a worker taking
+over. Each of these workers also takes over the runs of the workers killed before it, and
+may be killed in the middle of that too.
 
 A last worker must then settle every run within a bounded time, every pending run must
 accept its decisions through the API, and each dispute must be paid once, at its amount.
