@@ -70,6 +70,28 @@ async def test_a_new_run_is_started_by_its_driver(harness: Harness) -> None:
     assert len(harness.notifier.sent) == 1
 
 
+async def test_a_first_leg_is_recorded_where_it_stops_with_every_step_audited(
+    harness: Harness,
+) -> None:
+    started = await harness.runner.start(case_id="500A")
+    assert started.status == "pending"
+    trail = await harness.store.audit_trail(started.run_id)
+    assert [e["step"] for e in trail if e["event"] == "step_completed"] == [
+        "fetch_data",
+        "validate_dispute",
+        "generate_resolution",
+        "route_review",
+        "send_human_review",
+    ]
+    row = await harness.store.get_run(started.run_id)
+    assert row is not None and row["status"] == "pending"
+    assert row["crm_data"] and row["payment_data"] and row["resolution_proposal"]
+    saver = harness.runner.graph.checkpointer
+    assert saver is not None
+    config = {"configurable": {"thread_id": started.run_id}}
+    assert len([c async for c in saver.alist(config)]) == 1  # one checkpoint, at the pause
+
+
 async def test_retryable_failures_back_off_then_park_then_an_operator_retry_finishes(
     harness: Harness,
 ) -> None:
