@@ -100,12 +100,14 @@ class StripeGateway:
         """The customer's most recent charges, newest first."""
         limit = max(1, min(limit, MAX_LIST_LIMIT))
         try:
-            page = await self._stripe.v1.charges.list_async(
-                params={"customer": customer_id, "limit": limit}
+            # The SDK's raw request: the same client, auth and errors, but the page stays
+            # the JSON it was (read on every dispute: no StripeObject tree built and undone).
+            page = await self._stripe.raw_request_async(
+                "get", "/v1/charges", customer=customer_id, limit=limit
             )
         except stripe.StripeError as exc:
             raise _translate(exc, subject=f"charges of customer {customer_id}") from exc
-        charges = [_charge(item.to_dict()) for item in page.data]
+        charges = [_charge(item) for item in page.data.get("data", [])]
         return sorted(charges, key=lambda c: c.created_at, reverse=True)
 
     async def get_charge(self, *, charge_id: str) -> Charge:

@@ -133,6 +133,12 @@ def _row(mapping: Any) -> dict[str, Any]:
     return dict(mapping._mapping) if mapping is not None else {}
 
 
+# Read by every drive of a run: built once, so SQLAlchemy does not rebuild and re-key it.
+_RUN_HEAD = select(*(workflow_states.c[name] for name in HEAD_COLUMNS)).where(
+    workflow_states.c.run_id == bindparam("run")
+)
+
+
 @functools.cache
 def _step_statement(columns: tuple[str, ...]) -> Update:
     """The row mirror of a step that changed `columns`, with its audit line: one statement
@@ -480,13 +486,7 @@ class WorkflowStore:
     async def run_head(self, run_id: str) -> dict[str, Any] | None:
         """The run's lifecycle columns only (not its large JSON mirrors of the state)."""
         async with self._auto.connect() as conn:
-            row = (
-                await conn.execute(
-                    select(*(workflow_states.c[name] for name in HEAD_COLUMNS)).where(
-                        workflow_states.c.run_id == run_id
-                    )
-                )
-            ).first()
+            row = (await conn.execute(_RUN_HEAD, {"run": run_id})).first()
         return _row(row) if row is not None else None
 
     async def get_run(self, run_id: str) -> dict[str, Any] | None:
