@@ -69,8 +69,15 @@ PG_COUNTERS = (
 # Generated data and the latency-adding fakes.
 
 
-def replicated_dataset(copies: int) -> tuple[SandboxDataset, list[str]]:
-    """The sandbox dataset copied `copies` times with new ids; its valid open case ids."""
+def replicated_dataset(
+    copies: int, *, unique_texts: bool = True
+) -> tuple[SandboxDataset, list[str]]:
+    """The sandbox dataset copied `copies` times with new ids; its valid open case ids.
+
+    With `unique_texts` every copy of a case says something of its own (a reference at the
+    end of its description), as real disputes do: otherwise the copies share their texts,
+    and the worker's per-text caches (the query embedding, the policy search) answer most
+    of them without the work a real dispute costs."""
     base = load_dataset(datetime.now(UTC).replace(microsecond=0))
     accounts, cases, billing, charges = {}, {}, {}, {}
     valid: list[str] = []
@@ -108,6 +115,11 @@ def replicated_dataset(copies: int) -> tuple[SandboxDataset, list[str]]:
                     "case_number": f"{k + 1:03d}{case.case_number[-5:]}",
                     "account_id": new_account[case.account_id],
                     "charge_id": charge_ids.get(case.charge_id or "", case.charge_id),
+                    "description": (
+                        f"{case.description} Our reference: {tag}-{case.case_number[-5:]}."
+                        if unique_texts
+                        else case.description
+                    ),
                 }
             )
             if case.status not in ("Closed", "Resolved") and case.case_id not in (
@@ -399,10 +411,11 @@ def run(args: argparse.Namespace) -> None:
     """Set everything up, drive the benchmark, print the figures, tear it all down."""
     latency, llm_latency = args.http_latency_ms / 1000, args.llm_latency_ms / 1000
     copies = args.disputes // 10 + 2
-    dataset, valid = replicated_dataset(copies)
+    dataset, valid = replicated_dataset(copies, unique_texts=not args.repeat_texts)
     if len(valid) < args.disputes + 1:
         raise SystemExit(f"only {len(valid)} valid disputes generated")
     warmup, cases = valid[0], valid[1 : args.disputes + 1]
+    texts = len({(dataset.cases[c].subject, dataset.cases[c].description) for c in cases})
     hard_deadline = time.monotonic() + args.timeout
 
     with contextlib.ExitStack() as stack:
@@ -493,6 +506,7 @@ def run(args: argparse.Namespace) -> None:
             f"{args.in_flight} in flight, LLM {args.llm_latency_ms} ms, "
             f"HTTP {args.http_latency_ms} ms per call"
         )
+        print(f"  dispute texts               {texts} distinct of {n}")
         print(f"  workers ready after         {ready:.1f} s (start to 'worker consuming')")
         print(
             f"  settled                     {watch.counts[0] - 1}/{n} in {elapsed:.2f} s"
@@ -577,6 +591,12 @@ def main() -> None:
     parser.add_argument("--timeout", type=float, default=600.0, help="hard limit, seconds")
     parser.add_argument("--postgres-url", default=os.environ.get("POSTGRES_URL", PG_DEFAULT))
     parser.add_argument("--keep-logs", help="copy the workers' console logs to this directory")
+    parser.add_argument(
+        "--repeat-texts",
+        action="store_true",
+        help="let the copies of a sandbox case share its text (the per-text caches then "
+        "answer most disputes; for comparison with a realistic, all-distinct run)",
+    )
     args = parser.parse_args()
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # moto's request lines
     if not 1 <= args.disputes <= 2000 or not 1 <= args.workers <= 4:
