@@ -52,6 +52,17 @@ class FlakyCRM(FakeCRM):
         return await super().get_case(case_id=case_id)
 
 
+async def approve(harness: Harness, run_id: str) -> None:
+    """Record alice's approval of the run, as the API does."""
+    await harness.store.record_decision(
+        run_id=run_id,
+        decision=ReviewDecision(
+            decision="approved", reviewer="alice", decided_at=datetime.now(UTC)
+        ),
+        proposal_before=None,
+    )
+
+
 async def new_run(harness: Harness, case_id: str = "500A") -> str:
     run_id = "11111111-2222-3333-4444-555555555555"
     await harness.store.create_run(run_id=run_id, case_id=case_id, customer_id=None, actor="test")
@@ -131,13 +142,7 @@ async def test_retryable_failures_back_off_then_park_then_an_operator_retry_fini
 async def test_a_decision_wakes_its_run_and_is_applied_once(harness: Harness) -> None:
     started = await harness.runner.start(case_id="500A")
     await finish_jobs(harness, started.run_id)
-    await harness.store.record_decision(
-        run_id=started.run_id,
-        decision=ReviewDecision(
-            decision="approved", reviewer="alice", decided_at=datetime.now(UTC)
-        ),
-        proposal_before=None,
-    )
+    await approve(harness, started.run_id)
     assert [j["status"] for j in await jobs_of(harness, started.run_id)] == ["todo"]
     done = await harness.driver.advance(started.run_id)
     assert done is not None and done.status == "completed"
@@ -217,13 +222,7 @@ async def test_a_run_whose_checkpoint_write_failed_is_continued(harness: Harness
     finished, and the refund is not made again."""
     started = await harness.runner.start(case_id="500A")
     await finish_jobs(harness, started.run_id)
-    await harness.store.record_decision(
-        run_id=started.run_id,
-        decision=ReviewDecision(
-            decision="approved", reviewer="alice", decided_at=datetime.now(UTC)
-        ),
-        proposal_before=None,
-    )
+    await approve(harness, started.run_id)
     saver = harness.runner.graph.checkpointer
     assert saver is not None
     real_aput = saver.aput
