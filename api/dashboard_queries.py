@@ -20,7 +20,7 @@ from sqlalchemy import func, select, true
 
 from models.domain import DisputeType
 from models.tables import review_decisions, workflow_states
-from services.persistence.store import WorkflowStore
+from services.persistence.store import RunQuery, WorkflowStore
 
 PAGE_SIZE = 25
 STATUSES = ("pending", "running", "needs_attention", "completed", "rejected", "failed", "cancelled")
@@ -151,17 +151,17 @@ class RunFilters:
     def query(self, **changes: Any) -> str:
         return urlencode(self.params(**changes))
 
-    def store_filters(self, *, with_status: bool) -> dict[str, Any]:
+    def store_filters(self, *, with_status: bool) -> RunQuery:
         """These filters as `WorkflowStore.search_runs` takes them (status only
         `with_status`)."""
-        return {
-            "statuses": [self.status] if with_status and self.status else None,
-            "dispute_types": [self.dispute_type] if self.dispute_type else None,
-            "risk_flags": [self.risk_flag] if self.risk_flag else None,
-            "amount_min": self.min_amount,
-            "amount_max": self.max_amount,
-            "q": self.search,
-        }
+        return RunQuery(
+            statuses=[self.status] if with_status and self.status else None,
+            dispute_types=[self.dispute_type] if self.dispute_type else None,
+            risk_flags=[self.risk_flag] if self.risk_flag else None,
+            amount_min=self.min_amount,
+            amount_max=self.max_amount,
+            q=self.search,
+        )
 
 
 @dataclass(frozen=True)
@@ -226,13 +226,11 @@ class DeskQueries:
         async with self._auto.connect() as conn:
             return {status: int(n) for status, n in (await conn.execute(query)).all()}
 
-    async def _search(
-        self, filters: dict[str, Any], *, number: int, size: int, oldest_first: bool
-    ) -> Page:
-        total = await self.store.count_runs(**filters)
+    async def _search(self, query: RunQuery, *, number: int, size: int, oldest_first: bool) -> Page:
+        total = await self.store.count_runs(query)
         number = min(number, max(1, math.ceil(total / size)))
         rows = await self.store.search_runs(
-            **filters, oldest_first=oldest_first, offset=(number - 1) * size, limit=size
+            query, oldest_first=oldest_first, offset=(number - 1) * size, limit=size
         )
         return Page(rows, total, number, size)
 
@@ -250,7 +248,7 @@ class DeskQueries:
         their full rows, each with the decisions recorded but not yet applied
         (`unapplied`)."""
         found = await self._search(
-            filters.store_filters(with_status=False) | {"statuses": ["pending"]},
+            replace(filters.store_filters(with_status=False), statuses=["pending"]),
             number=filters.review_page,
             size=size,
             oldest_first=True,

@@ -18,6 +18,7 @@ from api.deps import ApiServices, Services
 from api.schemas import error_responses
 from services.errors import InvalidRequestError
 from services.persistence.review_metrics import ReviewMetrics, review_metrics
+from services.persistence.store import RunQuery
 from services.settings import Settings
 
 router = APIRouter(
@@ -154,21 +155,21 @@ async def list_runs(
     statuses: list[str] | None = list(status) if status else None
     if sort == "oldest_waiting":
         statuses = ["pending"] if statuses is None or "pending" in statuses else statuses[:0]
-    filters: dict[str, Any] = {
-        "statuses": statuses,
-        "dispute_types": dispute_type,
-        "risk_flags": risk_flag,
-        "amount_min": amount_min,
-        "amount_max": amount_max,
-        "created_from": _aware(created_from),
-        "created_to": _aware(created_to),
-        "q": q.strip() if q else None,
-    }
+    query = RunQuery(
+        statuses=statuses,
+        dispute_types=dispute_type,
+        risk_flags=risk_flag,
+        amount_min=amount_min,
+        amount_max=amount_max,
+        created_from=_aware(created_from),
+        created_to=_aware(created_to),
+        q=q.strip() if q else None,
+    )
     if statuses == []:  # oldest_waiting with statuses that exclude pending: nothing waits
         rows: list[dict[str, Any]] = []
     else:
         rows = await services.store.search_runs(
-            **filters,
+            query,
             oldest_first=oldest_first,
             after=_decode_cursor(cursor, oldest_first=oldest_first) if cursor else None,
             offset=offset,
@@ -178,7 +179,7 @@ async def list_runs(
     rows = rows[:limit]
     total = None
     if include_total:
-        total = await services.store.count_runs(**filters) if statuses != [] else 0
+        total = await services.store.count_runs(query) if statuses != [] else 0
     return RunPage(
         items=[RunSummary.model_validate(row) for row in rows],
         next_cursor=_encode_cursor(rows[-1], oldest_first=oldest_first) if more else None,

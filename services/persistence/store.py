@@ -164,6 +164,21 @@ def _step_statement(columns: tuple[str, ...]) -> Update:
     )
 
 
+@dataclass(frozen=True)
+class RunQuery:
+    """The filters of the run search (`WorkflowStore.search_runs`, `count_runs`); each
+    left None matches every run."""
+
+    statuses: list[str] | None = None
+    dispute_types: list[str] | None = None
+    risk_flags: list[str] | None = None
+    amount_min: Decimal | None = None
+    amount_max: Decimal | None = None
+    created_from: datetime | None = None
+    created_to: datetime | None = None
+    q: str | None = None
+
+
 class WorkflowStore:
     """Runs, decisions, audit and messages in PostgreSQL. With `jobs`, a recorded decision
     wakes its run at once (the reconciler wakes it otherwise)."""
@@ -740,15 +755,8 @@ class WorkflowStore:
 
     async def search_runs(
         self,
+        query: RunQuery,
         *,
-        statuses: list[str] | None = None,
-        dispute_types: list[str] | None = None,
-        risk_flags: list[str] | None = None,
-        amount_min: Decimal | None = None,
-        amount_max: Decimal | None = None,
-        created_from: datetime | None = None,
-        created_to: datetime | None = None,
-        q: str | None = None,
         oldest_first: bool = False,
         after: tuple[datetime, int] | None = None,
         offset: int = 0,
@@ -761,16 +769,7 @@ class WorkflowStore:
         A risk flag matches itself and the flags it prefixes (`radar_risk` matches
         `radar_risk_elevated`); `q` matches a case, customer or run id, exactly or by prefix.
         """
-        where, params = self._run_filters(
-            statuses=statuses,
-            dispute_types=dispute_types,
-            risk_flags=risk_flags,
-            amount_min=amount_min,
-            amount_max=amount_max,
-            created_from=created_from,
-            created_to=created_to,
-            q=q,
-        )
+        where, params = self._run_filters(query)
         if after is not None:
             # The created_at bound lets idx_workflow_states_created_at do the paging.
             op, bound = (">", ">=") if oldest_first else ("<", "<=")
@@ -780,7 +779,7 @@ class WorkflowStore:
             )
             params |= {"after_at": after[0], "after_id": after[1]}
         order = "ASC" if oldest_first else "DESC"
-        query = text(
+        statement = text(
             f"""
             SELECT w.id, w.run_id::text AS run_id, w.case_id, w.customer_id, w.status,
                    w.current_step, w.attempts, w.next_attempt_at,
@@ -803,30 +802,23 @@ class WorkflowStore:
         )
         params |= {"limit": limit, "offset": offset}
         async with self._auto.connect() as conn:
-            return [_row(r) for r in await conn.execute(query, params)]
+            return [_row(r) for r in await conn.execute(statement, params)]
 
-    async def count_runs(self, **filters: Any) -> int:
-        """How many runs match the filters of `search_runs` (paging aside)."""
-        where, params = self._run_filters(**filters)
-        query = text(
+    async def count_runs(self, query: RunQuery) -> int:
+        """How many runs match `query` (paging aside)."""
+        where, params = self._run_filters(query)
+        statement = text(
             f"SELECT count(*) FROM workflow_states w WHERE {' AND '.join(where) or 'TRUE'}"
         )
         async with self._auto.connect() as conn:
-            return int((await conn.execute(query, params)).scalar_one())
+            return int((await conn.execute(statement, params)).scalar_one())
 
     @staticmethod
-    def _run_filters(
-        *,
-        statuses: list[str] | None = None,
-        dispute_types: list[str] | None = None,
-        risk_flags: list[str] | None = None,
-        amount_min: Decimal | None = None,
-        amount_max: Decimal | None = None,
-        created_from: datetime | None = None,
-        created_to: datetime | None = None,
-        q: str | None = None,
-    ) -> tuple[list[str], dict[str, Any]]:
+    def _run_filters(query: RunQuery) -> tuple[list[str], dict[str, Any]]:
         """SQL conditions (fixed text, values bound) for the run search's filters."""
+        statuses, dispute_types, risk_flags = query.statuses, query.dispute_types, query.risk_flags
+        amount_min, amount_max, q = query.amount_min, query.amount_max, query.q
+        created_from, created_to = query.created_from, query.created_to
 
         def like_prefix(value: str) -> str:
             escaped = value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
