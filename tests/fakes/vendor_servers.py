@@ -570,6 +570,30 @@ def _sf_compare(stored: Any, op: str, literal: Any, field_name: str) -> bool:
     return bool(stored >= literal)
 
 
+class IdempotentVendorServer(VendorServer):
+    """A vendor that remembers each Idempotency-Key for a day (Zuora's and Stripe's 24
+    hours), or for `idempotency_ttl` seconds as a test sets it."""
+
+    def __init__(self, *, token: str) -> None:
+        super().__init__(token=token)
+        self._idempotent = IdempotencyCache(ttl=IDEMPOTENCY_TTL_SECONDS)
+
+    @property
+    def idempotency_ttl(self) -> float:
+        """Seconds an Idempotency-Key is remembered."""
+        return self._idempotent.ttl
+
+    @idempotency_ttl.setter
+    def idempotency_ttl(self, seconds: float) -> None:
+        with self._lock:
+            self._idempotent.ttl = seconds
+
+    def expire_idempotency_keys(self) -> None:
+        """Forget every Idempotency-Key now, as the vendor does a day after each was set."""
+        with self._lock:
+            self._idempotent.expire_all()
+
+
 class FakeSalesforce(VendorServer):
     """Salesforce REST (`/services/data/{version}`): Case and Account rows, SOQL, PATCH."""
 
@@ -804,7 +828,7 @@ def zuora_subscription(subscription: Subscription, *, account_number: str) -> di
     }
 
 
-class FakeZuora(VendorServer):
+class FakeZuora(IdempotentVendorServer):
     """Zuora REST (`/v1`): `success`/`reasons` bodies, `nextPage` paging, Idempotency-Key."""
 
     system = "zuora"
@@ -822,24 +846,9 @@ class FakeZuora(VendorServer):
         self.accounts: dict[str, dict[str, Any]] = {}  # by account number
         self.subscriptions: dict[str, list[dict[str, Any]]] = {}  # by account number
         self.credit_memos: list[dict[str, Any]] = []
-        self._idempotent = IdempotencyCache(ttl=idempotency_ttl)
+        self._idempotent.ttl = idempotency_ttl
         if dataset is not None:
             self.seed(dataset)
-
-    @property
-    def idempotency_ttl(self) -> float:
-        """Seconds an Idempotency-Key is remembered (Zuora: 24 hours)."""
-        return self._idempotent.ttl
-
-    @idempotency_ttl.setter
-    def idempotency_ttl(self, seconds: float) -> None:
-        with self._lock:
-            self._idempotent.ttl = seconds
-
-    def expire_idempotency_keys(self) -> None:
-        """Forget every Idempotency-Key now, as Zuora does a day after each was set."""
-        with self._lock:
-            self._idempotent.expire_all()
 
     def only_term_dates(self, subscription_number: str, *, term_start: bool = True) -> None:
         """List the subscription as some tenants do: without subscriptionStartDate and
@@ -1223,7 +1232,7 @@ def _evidence_file_type(content: bytes) -> str | None:
     return None
 
 
-class FakeStripe(VendorServer):
+class FakeStripe(IdempotentVendorServer):
     """Stripe's v1 API for charges and refunds, including idempotent replays.
 
     As Stripe: a refund (pending or succeeded) counts in the charge's `amount_refunded`
@@ -1264,24 +1273,9 @@ class FakeStripe(VendorServer):
         self.files: dict[str, dict[str, Any]] = {}
         self.file_contents: dict[str, bytes] = {}
         self.early_fraud_warnings: dict[str, dict[str, Any]] = {}
-        self._idempotent = IdempotencyCache(ttl=idempotency_ttl)
+        self._idempotent.ttl = idempotency_ttl
         if dataset is not None:
             self.seed(dataset)
-
-    @property
-    def idempotency_ttl(self) -> float:
-        """Seconds an Idempotency-Key is remembered (Stripe: 24 hours)."""
-        return self._idempotent.ttl
-
-    @idempotency_ttl.setter
-    def idempotency_ttl(self, seconds: float) -> None:
-        with self._lock:
-            self._idempotent.ttl = seconds
-
-    def expire_idempotency_keys(self) -> None:
-        """Forget every Idempotency-Key now, as Stripe does a day after each was set."""
-        with self._lock:
-            self._idempotent.expire_all()
 
     def make_refunds_pending(self, *, charge_id: str | None = None, count: int = 0) -> None:
         """Create refunds of `charge_id` (all of them), or the next `count` refunds, pending."""
