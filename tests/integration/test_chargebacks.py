@@ -25,7 +25,10 @@ async def alice(harness: Harness) -> Reviewer:
     return reviewer
 
 
-async def approve(h: Harness, run_id: str, reviewer: Reviewer, *, at=NOW) -> None:  # type: ignore[no-untyped-def]
+async def approve(  # type: ignore[no-untyped-def]
+    h: Harness, run_id: str, reviewer: Reviewer, *, at=NOW, modified=None, version=None
+) -> None:
+    """Record `reviewer`'s approval (of `modified`, on the page of `version`), then drive."""
     await record_decision(
         h.store,
         run_id=run_id,
@@ -34,8 +37,8 @@ async def approve(h: Harness, run_id: str, reviewer: Reviewer, *, at=NOW) -> Non
         reviewer=reviewer,
         channel="api",
         comments="",
-        modified=None,
-        version=None,
+        modified=modified,
+        version=version,
         now=at,
     )
     await h.driver.advance(run_id)
@@ -273,49 +276,19 @@ async def test_a_reviewer_edits_the_evidence_and_exactly_that_is_submitted(
         evidence={"cancellation_rebuttal": "The customer renewed on 1 October; see the log."},
     )
     with pytest.raises(InvalidRequestError, match="not text evidence"):
-        await record_decision(
-            dual.store,
-            run_id=run.run_id,
-            case_id=None,
-            decision="approved",
-            reviewer=alice,
-            channel="api",
-            comments="",
+        await approve(
+            dual,
+            run.run_id,
+            alice,
             modified=edited.model_copy(update={"evidence": {"refund_policy": "text"}}),
-            version=None,
-            now=NOW,
         )
-    await record_decision(
-        dual.store,
-        run_id=run.run_id,
-        case_id=None,
-        decision="approved",
-        reviewer=alice,
-        channel="api",
-        comments="",
-        modified=edited,
-        version=None,
-        now=NOW,
-    )
-    await dual.driver.advance(run.run_id)
+    await approve(dual, run.run_id, alice, modified=edited)
     assert dual.payments.submissions == []  # version 2 needs a second reviewer (99.00 > 50)
     with pytest.raises(ConflictError, match="shown version 1"):
         await approve(dual, run.run_id, bob)  # bob's page showed the draft
     found = await row(dual, run.run_id)
     assert found["status"] == "pending", found["status"]
-    await record_decision(
-        dual.store,
-        run_id=run.run_id,
-        case_id=None,
-        decision="approved",
-        reviewer=bob,
-        channel="api",
-        comments="",
-        modified=None,
-        version=2,
-        now=NOW,
-    )
-    await dual.driver.advance(run.run_id)
+    await approve(dual, run.run_id, bob, version=2)
     assert (await row(dual, run.run_id))["status"] == "completed"
     [(key, evidence)] = dual.payments.submissions
     assert evidence["cancellation_rebuttal"] == "The customer renewed on 1 October; see the log."
