@@ -59,7 +59,7 @@ from models.domain import (  # noqa: E402
 )
 from models.policy_rules import MONEY_MOVING_ACTIONS, SEGMENTS, OutageBand  # noqa: E402
 from models.tables import workflow_states  # noqa: E402
-from services.drafting.context import DraftingContext  # noqa: E402
+from services.drafting.context import DraftingContext, knowledge_query  # noqa: E402
 from services.drafting.guarded import build_drafter  # noqa: E402
 from services.drafting.protocols import ResolutionDrafter  # noqa: E402
 from services.errors import PaymentsAgentError  # noqa: E402
@@ -231,21 +231,11 @@ def drafting_context(
     row: dict[str, Any], policies: list[PolicyHit], precedents: list[PrecedentHit]
 ) -> DraftingContext:
     """The context generate_resolution built for this run, from its stored facts."""
-    crm = CRMData.model_validate(row["crm_data"])
-    billing = BillingData.model_validate(row["billing_data"])
-    payment = PaymentData.model_validate(row["payment_data"])
-    charge = payment.disputed_charge
-    assert charge is not None, "a run with a proposal had a disputed charge"
-    return DraftingContext(
-        run_id=str(row["run_id"]),
-        case=crm.case,
-        segment=crm.account.segment,
-        account_type=crm.account.type,
-        disputes_last_90d=crm.disputes_last_90d,
-        billing=billing,
-        disputed_charge=charge,
-        recent_charges=payment.recent_charges,
-        refundable=charge.refundable,
+    return DraftingContext.of_dispute(
+        str(row["run_id"]),
+        CRMData.model_validate(row["crm_data"]),
+        BillingData.model_validate(row["billing_data"]),
+        PaymentData.model_validate(row["payment_data"]),
         policies=policies[:MAX_POLICIES],
         precedents=precedents[:MAX_PRECEDENTS],
     )
@@ -257,8 +247,7 @@ async def redraft(
     """Draft the run's dispute again, as generate_resolution would today."""
     crm = CRMData.model_validate(row["crm_data"])
     case = crm.case
-    # The same query generate_resolution asks the knowledge base.
-    query = f"{case.dispute_type.replace('_', ' ')}: {case.subject}. {case.description}"
+    query = knowledge_query(case)  # what generate_resolution asks the knowledge base
     hits = await policies.search_policies(query=query, k=MAX_POLICIES)
     precedents = await cases.similar_cases(
         query=query,
