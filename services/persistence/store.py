@@ -140,28 +140,37 @@ _RUN_HEAD = select(*(workflow_states.c[name] for name in HEAD_COLUMNS)).where(
 
 
 @functools.cache
-def _step_statement(columns: tuple[str, ...]) -> Update:
-    """The row mirror of a step that changed `columns`, with its audit line: one statement
-    (a data-modifying CTE), built once per column set and reused with bound values, so
-    SQLAlchemy neither rebuilds nor re-keys it on every step."""
-    audit = (
-        audit_events.insert()
-        .values(
-            run_id=bindparam("run"),
-            step=bindparam("step"),
-            actor="system",
-            event="step_completed",
-            detail=bindparam("detail"),
-        )
-        .returning(audit_events.c.id)
-        .cte("step_audit")
-    )
-    return (
+def _steps_statement(columns: tuple[str, ...], steps: int) -> Update:
+    """The run's row mirror of `columns`, with the audit lines of `steps` finished steps:
+    one statement (a data-modifying CTE), built once per shape and reused with bound
+    values (`v_<column>`, `step_<i>`, `detail_<i>`), so SQLAlchemy neither rebuilds nor
+    re-keys it on every step."""
+    statement = (
         update(workflow_states)
         .where(workflow_states.c.run_id == bindparam("run"))
         .values({**{name: bindparam(f"v_{name}") for name in columns}, "updated_at": func.now()})
-        .add_cte(audit)
     )
+    if not steps:
+        return statement
+    audits = (
+        audit_events.insert()
+        .values(
+            [
+                {
+                    # Typed: only a multi-row VALUES' first row takes its columns' types.
+                    "run_id": bindparam("run", type_=audit_events.c.run_id.type),
+                    "step": bindparam(f"step_{i}", type_=audit_events.c.step.type),
+                    "actor": "system",
+                    "event": "step_completed",
+                    "detail": bindparam(f"detail_{i}", type_=audit_events.c.detail.type),
+                }
+                for i in range(steps)
+            ]
+        )
+        .returning(audit_events.c.id)
+        .cte("steps_audit")
+    )
+    return statement.add_cte(audits)
 
 
 @dataclass(frozen=True)
@@ -370,47 +379,24 @@ class WorkflowStore:
     async def record_step(
         self, run_id: str, *, step: str, detail: dict[str, Any], **columns: Any
     ) -> None:
-        """Mirror a finished step into the run's row, with its audit line, in one transaction."""
-        self._check_columns(columns)
-        params = {f"v_{name}": value for name, value in columns.items()}
-        audit = json.loads(json.dumps(detail, default=str))
-        params |= {"run": run_id, "step": step, "detail": audit}
-        async with self._auto.connect() as conn:
-            await conn.execute(_step_statement(tuple(sorted(columns))), params)
+        """Mirror a finished step into the run's row, with its audit line, in one statement."""
+        await self.record_steps(run_id, [(step, detail)], **columns)
 
     async def record_steps(
         self, run_id: str, steps: Sequence[tuple[str, dict[str, Any]]], **columns: Any
     ) -> None:
         """Update the run's row with `columns` and audit `steps` (name, detail) as
-        completed, in order, in one statement: the record of a leg that is durable only
-        as a whole (workflows/runner.py)."""
+        completed, in order, in one statement: a step as it finishes, or a leg that is
+        durable only as a whole (workflows/runner.py)."""
         self._check_columns(columns)
-        statement = (
-            update(workflow_states)
-            .where(workflow_states.c.run_id == run_id)
-            .values(**columns, updated_at=func.now())
-        )
-        if steps:
-            audits = (
-                audit_events.insert()
-                .values(
-                    [
-                        {
-                            "run_id": run_id,
-                            "step": step,
-                            "actor": "system",
-                            "event": "step_completed",
-                            "detail": json.loads(json.dumps(detail, default=str)),
-                        }
-                        for step, detail in steps
-                    ]
-                )
-                .returning(audit_events.c.id)
-                .cte("steps_audit")
-            )
-            statement = statement.add_cte(audits)
+        params = {f"v_{name}": value for name, value in columns.items()} | {"run": run_id}
+        for i, (step, detail) in enumerate(steps):
+            params |= {
+                f"step_{i}": step,
+                f"detail_{i}": json.loads(json.dumps(detail, default=str)),
+            }
         async with self._auto.connect() as conn:
-            await conn.execute(statement)
+            await conn.execute(_steps_statement(tuple(sorted(columns)), len(steps)), params)
 
     async def record_retryable_failure(
         self, run_id: str, *, step: str, error: dict[str, Any]
