@@ -300,6 +300,20 @@ def _version_fields(document: str, metadata: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _policy_hit(chunk_id: str, document: str, metadata: dict[str, Any], score: float) -> PolicyHit:
+    """A stored policy chunk as a search returns it, with its version fields."""
+    return PolicyHit(
+        chunk_id=chunk_id,
+        policy_id=str(metadata["policy_id"]),
+        title=str(metadata["title"]),
+        section=str(metadata["section"]),
+        source_file=str(metadata["source_file"]),
+        text=document,
+        score=round(min(1.0, max(0.0, score)), 4),
+        **_version_fields(document, metadata),
+    )
+
+
 def _similarity(distance: float) -> float:
     """Cosine distance (0..2) to a relevance score in [0, 1]."""
     return min(1.0, max(0.0, 1.0 - distance))
@@ -506,18 +520,7 @@ class ChromaPolicyStore:
             if section_key in seen:
                 continue
             seen.add(section_key)
-            hits.append(
-                PolicyHit(
-                    chunk_id=chunk_id,
-                    policy_id=str(metadata["policy_id"]),
-                    title=str(metadata["title"]),
-                    section=str(metadata["section"]),
-                    source_file=str(metadata["source_file"]),
-                    text=document,
-                    score=round(min(1.0, max(0.0, score)), 4),
-                    **_version_fields(document, metadata),
-                )
-            )
+            hits.append(_policy_hit(chunk_id, document, metadata, score))
             if len(hits) == k:
                 break
         return hits
@@ -592,16 +595,7 @@ class ChromaPolicyStore:
         def read() -> list[PolicyHit]:
             stored = self._collection(POLICY_COLLECTION).get(include=["documents", "metadatas"])
             return [
-                PolicyHit(
-                    chunk_id=chunk_id,
-                    policy_id=str(metadata["policy_id"]),
-                    title=str(metadata["title"]),
-                    section=str(metadata["section"]),
-                    source_file=str(metadata["source_file"]),
-                    text=document or "",
-                    score=0.0,
-                    **_version_fields(document or "", dict(metadata)),
-                )
+                _policy_hit(chunk_id, document or "", dict(metadata), 0.0)
                 for chunk_id, document, metadata in zip(
                     stored["ids"], stored["documents"] or [], stored["metadatas"] or [], strict=True
                 )

@@ -42,14 +42,7 @@ class SandboxLedger:
             row = (await conn.execute(select(sandbox_ledger).where(condition))).first()
         if row is None:
             return None
-        return LedgerEntry(
-            row.id,
-            row.kind,
-            row.subject_id,
-            row.payload,
-            replayed=True,
-            idempotency_key=row.idempotency_key,
-        )
+        return _stored(row)
 
     async def record(
         self, *, idempotency_key: str, kind: str, subject_id: str, payload: dict[str, Any]
@@ -92,17 +85,7 @@ class SandboxLedger:
                     .order_by(sandbox_ledger.c.id)
                 )
             ).all()
-        return [
-            LedgerEntry(
-                row.id,
-                row.kind,
-                row.subject_id,
-                row.payload,
-                replayed=True,
-                idempotency_key=row.idempotency_key,
-            )
-            for row in rows
-        ]
+        return [_stored(row) for row in rows]
 
     async def refunded_total(self, *, charge_id: str) -> Decimal:
         async with self._engine.connect() as conn:
@@ -114,3 +97,15 @@ class SandboxLedger:
                 )
             ).scalars()
             return sum((Decimal(p["amount"]) for p in rows), Decimal("0"))
+
+
+def _stored(row: Any) -> LedgerEntry:
+    """A ledger row as read back: a replay of what was recorded under its key."""
+    return LedgerEntry(
+        row.id,
+        row.kind,
+        row.subject_id,
+        row.payload,
+        replayed=True,
+        idempotency_key=row.idempotency_key,
+    )
